@@ -1,0 +1,167 @@
+"""Reading tensors out of single-file checkpoints (``.safetensors`` and ``.ckpt``) without copies.
+
+A ``TensorFile`` answers three questions cheaply: which keys are there, what shape each has, and
+(only when asked) the tensor itself cast to the working dtype. For ``.safetensors`` the shapes come
+from the header and the data is memory-mapped, so detecting the architecture reads no weights and
+loading reads each weight once. ``.ckpt`` files go through ``torch.load(weights_only=True)``
+(memory-mapped when the file is in the zip format), so a pickle can never run code.
+
+Every failure becomes a ``CheckpointError`` that names the file and says what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+SAFETENSORS_SUFFIXES = (".safetensors",)
+TORCH_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+
+
+class CheckpointError(Exception):
+    """A checkpoint file cannot be used; the message names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{Path(path).name}: {reason} ({self.path})")
+
+
+class TensorFile:
+    """Keys, shapes and lazily read tensors of one checkpoint file."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(path)
+        if not os.path.isfile(self.path):
+            raise CheckpointError(path, "file not found")
+        if os.path.getsize(self.path) == 0:
+            raise CheckpointError(path, "the file is empty (0 bytes); it was probably not downloaded completely")
+        suffix = Path(self.path).suffix.lower()
+        if suffix in SAFETENSORS_SUFFIXES:
+            self._backend: _Backend = _SafetensorsBackend(self.path)
+        elif suffix in TORCH_SUFFIXES:
+            self._backend = _TorchBackend(self.path)
+        else:
+            raise CheckpointError(path, f"unsupported file type '{suffix}'; use a .safetensors or .ckpt checkpoint")
+
+    def keys(self) -> list[str]:
+        return self._backend.keys()
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return self._backend.shape(key)
+
+    def metadata(self) -> dict[str, str]:
+        return self._backend.metadata()
+
+    def tensor(self, key: str, dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> torch.Tensor:
+        """One tensor, cast to ``dtype`` (floating tensors only) and moved to ``device``."""
+        try:
+            t = self._backend.tensor(key)
+        except CheckpointError:
+            raise
+        except Exception as e:  # a truncated data section shows up only when a tensor is read
+            raise CheckpointError(self.path, f"cannot read tensor '{key}': the file is truncated or corrupt ({e})") from e
+        if dtype is not None and t.is_floating_point():
+            t = t.to(dtype)
+        return t.to(device)
+
+    def tensors(self, prefix: str, dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
+                skip: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+        """All tensors under ``prefix`` with the prefix stripped, skipping keys that end with ``skip``."""
+        out = {}
+        for key in self.keys():
+            if key.startswith(prefix) and not key.endswith(skip):
+                out[key[len(prefix):]] = self.tensor(key, dtype, device)
+        return out
+
+    def close(self) -> None:
+        self._backend.close()
+
+    def __enter__(self) -> TensorFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _Backend:
+    def keys(self) -> list[str]: ...
+    def shape(self, key: str) -> tuple[int, ...]: ...
+    def metadata(self) -> dict[str, str]: ...
+    def tensor(self, key: str) -> torch.Tensor: ...
+    def close(self) -> None: ...
+
+
+class _SafetensorsBackend(_Backend):
+    def __init__(self, path: str):
+        from safetensors import safe_open
+
+        self.path = path
+        try:
+            self._file = safe_open(path, framework="pt", device="cpu")
+            self._keys = list(self._file.keys())
+        except Exception as e:
+            raise CheckpointError(path, f"not a valid safetensors file: it is truncated or corrupt ({e})") from e
+
+    def keys(self) -> list[str]:
+        return self._keys
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self._file.get_slice(key).get_shape())
+
+    def metadata(self) -> dict[str, str]:
+        return dict(self._file.metadata() or {})
+
+    def tensor(self, key: str) -> torch.Tensor:
+        return self._file.get_tensor(key)
+
+    def close(self) -> None:
+        self._file = None
+
+
+class _TorchBackend(_Backend):
+    def __init__(self, path: str):
+        self.path = path
+        self._state = _unwrap_state_dict(path, _torch_load(path))
+
+    def keys(self) -> list[str]:
+        return list(self._state)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(self._state[key].shape)
+
+    def metadata(self) -> dict[str, str]:
+        return {}
+
+    def tensor(self, key: str) -> torch.Tensor:
+        return self._state[key]
+
+    def close(self) -> None:
+        self._state = {}
+
+
+def _torch_load(path: str) -> object:
+    """``torch.load`` restricted to tensors and plain containers; memory-mapped for zip files."""
+    mmap = zipfile.is_zipfile(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as e:
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise CheckpointError(path, "the file contains Python objects besides tensors and cannot be "
+                                        "loaded safely; convert it to .safetensors") from e
+        raise CheckpointError(path, f"not a valid checkpoint: it is truncated or corrupt ({e})") from e
+    except Exception as e:  # the unpickler fails in many ways on damaged bytes
+        raise CheckpointError(path, f"not a valid checkpoint: it is truncated or corrupt ({e})") from e
+
+
+def _unwrap_state_dict(path: str, obj: object) -> dict[str, torch.Tensor]:
+    """LDM training checkpoints nest the weights under ``state_dict``; keep tensors only."""
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise CheckpointError(path, f"the file holds a {type(obj).__name__}, not a dictionary of tensors")
+    return {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
