@@ -1,0 +1,249 @@
+"""The training dataset: ties folders, buckets, captions, images, caches and the epoch plan.
+
+``TrainingDataset`` knows every image, its bucket and its effective repeats. For an epoch it
+plans the batches (:meth:`epoch_batches`) and turns each planned batch into a
+:class:`TrainingBatch` (:meth:`load_batch`): latents from a filled :class:`LatentCache` or pixel
+tensors, the captions as processed for that epoch, per-sample loss weights
+(``prior_loss_weight`` for regularisation images), SDXL size conditioning, and text-encoder
+outputs when a :class:`TextEncoderCache` is given. Every random choice (caption shuffle and
+dropout, flip, random crop) is seeded from (seed, epoch, item, repeat): no global RNG.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from collections import abc
+from typing import Optional, Sequence
+
+import torch
+
+from .batches import PlannedBatch, SampleRef, balance_reg_repeats, batches_per_epoch, plan_epoch, shard_batches
+from .buckets import BucketChoice, BucketTable, Size
+from .captions import possible_captions, process_caption
+from .errors import DataError
+from .folders import ImageItem, scan_dataset
+from .images import crop_top_left, crop_window, prepare_image
+from .latent_cache import LatentCache, LatentJob
+from .options import DataOptions
+from .seeds import derived_rng
+from .steps import FolderCount, StepPlan, describe_steps, plan_steps
+from .text_cache import TextEncoderCache
+
+
+@dataclass(frozen=True)
+class TrainingBatch:
+    """One step's inputs. Exactly one of ``latents`` (B, C, h, w) / ``pixels`` (B, 3, H, W) is set.
+
+    ``time_ids`` (B, 6) holds SDXL's original (h, w), crop (top, left), target (h, w) per sample.
+    """
+
+    captions: tuple[str, ...]
+    loss_weights: torch.Tensor
+    time_ids: torch.Tensor
+    latents: Optional[torch.Tensor]
+    pixels: Optional[torch.Tensor]
+    text_outputs: Optional[dict[str, torch.Tensor]]
+    paths: tuple[Path, ...]
+    flipped: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
+class _SampleData:
+    tensor: torch.Tensor
+    time_ids: tuple[int, ...]
+
+
+def assign_buckets(items: Sequence[ImageItem], table: BucketTable) -> list[BucketChoice]:
+    """Bucket choice of every item; DataError naming the image when it cannot be bucketed."""
+    choices = []
+    for item in items:
+        try:
+            choices.append(table.assign(item.size))
+        except DataError as exc:
+            raise DataError(f"image '{item.path}': {exc}") from exc
+    return choices
+
+
+def effective_repeats(items: Sequence[ImageItem]) -> list[int]:
+    """Folder repeats for training images, kohya-balanced repeats for regularisation images."""
+    train_samples = sum(item.repeats for item in items if not item.is_reg)
+    reg_indices = [index for index, item in enumerate(items) if item.is_reg]
+    balanced = balance_reg_repeats(train_samples, [items[index].repeats for index in reg_indices])
+    repeats = [0 if item.is_reg else item.repeats for item in items]
+    for index, count in zip(reg_indices, balanced):
+        repeats[index] = count
+    return repeats
+
+
+class TrainingDataset:
+    """Items plus options; plans epochs and loads batches (holds no random state of its own)."""
+
+    def __init__(self, items: Sequence[ImageItem], options: DataOptions) -> None:
+        if not any(not item.is_reg for item in items):
+            raise DataError(f"the dataset in '{options.train_dir}' has no training images")
+        self.items: tuple[ImageItem, ...] = tuple(items)
+        self.options = options
+        self.choices: tuple[BucketChoice, ...] = tuple(assign_buckets(items, BucketTable.from_spec(options.buckets)))
+        self.repeats: tuple[int, ...] = tuple(effective_repeats(items))
+
+    @classmethod
+    def from_folders(cls, options: DataOptions) -> TrainingDataset:
+        """Scan ``options.train_dir`` (and ``reg_dir``) and build the dataset."""
+        return cls(scan_dataset(options.train_dir, options.reg_dir, options.caption_extensions), options)
+
+    # Sizes and step arithmetic
+
+    def bucket_sample_counts(self) -> dict[Size, int]:
+        """Samples per epoch in each bucket (what kohya records as ``ss_bucket_info``)."""
+        counts: dict[Size, int] = {}
+        for choice, count in zip(self.choices, self.repeats):
+            if count:
+                counts[choice.bucket] = counts.get(choice.bucket, 0) + count
+        return dict(sorted(counts.items()))
+
+    def batches_per_epoch(self) -> int:
+        return batches_per_epoch([c.bucket for c in self.choices], self.repeats, self.options.batch_size)
+
+    def folder_counts(self) -> list[FolderCount]:
+        """Images, folder repeats and effective samples per folder, training folders first."""
+        counts: dict[tuple[bool, str], list[int]] = {}
+        for item, samples in zip(self.items, self.repeats):
+            entry = counts.setdefault((item.is_reg, item.folder), [0, item.repeats, 0])
+            entry[0] += 1
+            entry[2] += samples
+        return [
+            FolderCount(name, images, repeats, is_reg, samples)
+            for (is_reg, name), (images, repeats, samples) in counts.items()
+        ]
+
+    def plan_steps(
+        self,
+        world_size: int = 1,
+        grad_accum: int = 1,
+        max_train_epochs: Optional[int] = None,
+        max_train_steps: Optional[int] = None,
+    ) -> StepPlan:
+        return plan_steps(self.batches_per_epoch(), world_size, grad_accum, max_train_epochs, max_train_steps)
+
+    def describe_steps(self, plan: StepPlan) -> str:
+        """The step arithmetic line printed before training starts."""
+        buckets = len(self.bucket_sample_counts())
+        return describe_steps(self.folder_counts(), self.options.batch_size, plan, buckets)
+
+    # Epoch plan and per-sample choices
+
+    def epoch_batches(self, epoch: int, rank: int = 0, world_size: int = 1) -> list[PlannedBatch]:
+        """Batches of ``epoch`` (from 0) for process ``rank``; a pure function of (seed, epoch)."""
+        buckets = [choice.bucket for choice in self.choices]
+        planned = plan_epoch(buckets, self.repeats, self.options.batch_size, self.options.seed, epoch)
+        return shard_batches(planned, rank, world_size)
+
+    def sample_caption(self, sample: SampleRef, epoch: int) -> str:
+        rng = derived_rng(self.options.seed, "caption", epoch, sample.item, sample.repeat)
+        return process_caption(self.items[sample.item].caption, self.options.captions, rng, epoch)
+
+    def sample_flip(self, sample: SampleRef, epoch: int) -> bool:
+        if not self.options.flip_aug:
+            return False
+        return derived_rng(self.options.seed, "flip", epoch, sample.item, sample.repeat).random() < 0.5
+
+    def sample_crop_rng(self, sample: SampleRef, epoch: int) -> Optional[random.Random]:
+        if not self.options.random_crop:
+            return None
+        return derived_rng(self.options.seed, "crop", epoch, sample.item, sample.repeat)
+
+    def loss_weight(self, sample: SampleRef) -> float:
+        return self.options.prior_loss_weight if self.items[sample.item].is_reg else 1.0
+
+    # Caches
+
+    def latent_jobs(self) -> list[LatentJob]:
+        """What to encode for a latent cache: every image in use, in its bucket, with flip copies."""
+        if self.options.random_crop:
+            raise ValueError("latents cannot be cached with random_crop (the crop changes every step)")
+        return [
+            LatentJob(item.path, choice, self.options.flip_aug)
+            for item, choice, count in zip(self.items, self.choices, self.repeats)
+            if count
+        ]
+
+    def text_cache_captions(self) -> list[str]:
+        """Every caption text the run can produce (ValueError when captions are shuffled or tag-dropped)."""
+        texts: dict[str, None] = {}
+        for item, count in zip(self.items, self.repeats):
+            if count:
+                texts.update(dict.fromkeys(possible_captions(item.caption, self.options.captions)))
+        return list(texts)
+
+    # Loading
+
+    def load_batch(
+        self,
+        batch: PlannedBatch,
+        epoch: int,
+        latents: Optional[LatentCache] = None,
+        text: Optional[TextEncoderCache] = None,
+    ) -> TrainingBatch:
+        """Materialise one planned batch (latents from ``latents`` when given, else pixels)."""
+        flips = tuple(self.sample_flip(sample, epoch) for sample in batch.samples)
+        captions = tuple(self.sample_caption(sample, epoch) for sample in batch.samples)
+        loaded = [
+            self._load_sample(sample, epoch, flip, latents) for sample, flip in zip(batch.samples, flips)
+        ]
+        stacked = torch.stack([data.tensor for data in loaded])
+        return TrainingBatch(
+            captions=captions,
+            loss_weights=torch.tensor([self.loss_weight(sample) for sample in batch.samples], dtype=torch.float32),
+            time_ids=torch.tensor([data.time_ids for data in loaded], dtype=torch.long),
+            latents=stacked if latents is not None else None,
+            pixels=None if latents is not None else stacked,
+            text_outputs=text.get_batch(captions) if text is not None else None,
+            paths=tuple(self.items[sample.item].path for sample in batch.samples),
+            flipped=flips,
+        )
+
+    def _load_sample(self, sample: SampleRef, epoch: int, flip: bool, cache: Optional[LatentCache]) -> _SampleData:
+        item = self.items[sample.item]
+        choice = self.choices[sample.item]
+        target = (choice.bucket[1], choice.bucket[0])
+        if cache is None:
+            image = prepare_image(item.path, choice, flip, self.sample_crop_rng(sample, epoch))
+            ids = image.original_size_hw + image.crop_top_left + image.target_size_hw
+            return _SampleData(image.pixels, ids)
+        tensor = cache.get(LatentJob(item.path, choice, self.options.flip_aug), flip)
+        crop = crop_top_left(crop_window(choice.resized, choice.bucket, None), choice.resized, choice.bucket, flip)
+        return _SampleData(tensor, (item.size[1], item.size[0]) + crop + target)
+
+
+class EpochLoader(abc.Sequence):
+    """Map-style view of one epoch for one process: ``loader[i]`` is its i-th :class:`TrainingBatch`.
+
+    ``start`` skips the batches a resumed run already trained; usable directly or wrapped in a
+    ``torch.utils.data.DataLoader(loader, batch_size=None)``.
+    """
+
+    def __init__(
+        self,
+        dataset: TrainingDataset,
+        epoch: int,
+        rank: int = 0,
+        world_size: int = 1,
+        start: int = 0,
+        latents: Optional[LatentCache] = None,
+        text: Optional[TextEncoderCache] = None,
+    ) -> None:
+        self._dataset = dataset
+        self._epoch = epoch
+        self._batches = dataset.epoch_batches(epoch, rank, world_size)[start:]
+        self._latents = latents
+        self._text = text
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            raise TypeError("EpochLoader does not support slicing; pass start= instead")
+        return self._dataset.load_batch(self._batches[index], self._epoch, self._latents, self._text)

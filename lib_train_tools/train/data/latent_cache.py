@@ -1,0 +1,194 @@
+"""Cache of VAE latents, in memory and optionally on disk next to each image.
+
+A cached entry belongs to one image *as prepared for training*: its bucket, its resize, the
+centred crop (random crop cannot be cached) and whether a mirrored copy is kept for flip
+augmentation. The disk file ``<image name>.tt_latents.safetensors`` stores the latents plus a
+validity key in its metadata: image file size, modification time and SHA-256 of its bytes,
+bucket, resize, flip flag, the caller's VAE identity string and a format version. A file is
+reused only when every field matches; otherwise it is re-encoded and rewritten atomically.
+
+Encoding is done by a callable supplied by the trainer (``encode(pixels) -> latents``, pixels
+(B, 3, H, W) in [-1, 1]), so this module knows nothing about the VAE; whatever the callable
+returns (scaled or not) is what is cached, so the VAE identity should say which.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .buckets import BucketChoice
+from .images import prepare_image
+
+CACHE_SUFFIX = ".tt_latents.safetensors"
+CACHE_FORMAT = "train_tools.latents.v1"
+HASH_CHUNK = 1 << 20
+
+EncodeLatents = Callable[[torch.Tensor], torch.Tensor]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class LatentJob:
+    """One image to cache: where it is and how it is prepared."""
+
+    path: Path
+    choice: BucketChoice
+    with_flip: bool
+
+
+@dataclass(frozen=True)
+class CachedLatents:
+    """Latents (C, h, w) of the centred crop, and of its mirror image when flip is enabled."""
+
+    latents: torch.Tensor
+    flipped: Optional[torch.Tensor]
+
+
+def cache_path_for(image_path: Path) -> Path:
+    """The disk cache file that belongs to ``image_path`` (same folder, full name kept)."""
+    return image_path.with_name(image_path.name + CACHE_SUFFIX)
+
+
+def image_fingerprint(path: Path) -> str:
+    """``size:mtime_ns:sha256`` of the image file; changes whenever the file does."""
+    stat = path.stat()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
+            digest.update(chunk)
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{digest.hexdigest()}"
+
+
+def validity_key(job: LatentJob, vae_id: str) -> dict[str, str]:
+    """Everything the cached latents depend on, as safetensors metadata strings."""
+    return {
+        "format": CACHE_FORMAT,
+        "image": image_fingerprint(job.path),
+        "bucket": "{}x{}".format(*job.choice.bucket),
+        "resized": "{}x{}".format(*job.choice.resized),
+        "flip": "1" if job.with_flip else "0",
+        "vae": vae_id,
+    }
+
+
+def read_valid_cache(job: LatentJob, vae_id: str) -> Optional[CachedLatents]:
+    """The disk entry when it exists and its key matches; None when missing, stale or unreadable."""
+    cache_path = cache_path_for(job.path)
+    if not cache_path.is_file():
+        return None
+    try:
+        with safe_open(str(cache_path), framework="pt") as handle:
+            if (handle.metadata() or {}) != validity_key(job, vae_id):
+                return None
+            latents = handle.get_tensor("latents")
+            flipped = handle.get_tensor("latents_flipped") if job.with_flip else None
+    except Exception:  # noqa: BLE001 - a damaged cache file is simply re-encoded
+        return None
+    return CachedLatents(latents, flipped)
+
+
+def write_cache(job: LatentJob, vae_id: str, entry: CachedLatents) -> Path:
+    """Write the disk entry through a temporary file and an atomic rename."""
+    cache_path = cache_path_for(job.path)
+    tensors = {"latents": entry.latents.contiguous()}
+    if entry.flipped is not None:
+        tensors["latents_flipped"] = entry.flipped.contiguous()
+    temp_path = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.tmp")
+    try:
+        save_file(tensors, str(temp_path), metadata=validity_key(job, vae_id))
+        os.replace(temp_path, cache_path)
+    finally:
+        if temp_path.exists():
+            temp_path.unlink()
+    return cache_path
+
+
+def _bucket_batches(jobs: Sequence[LatentJob], batch_size: int) -> Iterator[list[LatentJob]]:
+    """Jobs grouped by bucket (so pixels stack) and chunked to ``batch_size``."""
+    by_bucket: dict[tuple[int, int], list[LatentJob]] = {}
+    for job in jobs:
+        by_bucket.setdefault(job.choice.bucket, []).append(job)
+    for bucket in sorted(by_bucket):
+        group = by_bucket[bucket]
+        for start in range(0, len(group), batch_size):
+            yield group[start : start + batch_size]
+
+
+class LatentCache:
+    """Latents for every training image, filled once before training and read per batch."""
+
+    def __init__(self, encode: EncodeLatents, vae_id: str, to_disk: bool = False, batch_size: int = 1) -> None:
+        if batch_size < 1:
+            raise ValueError(f"VAE batch size {batch_size} must be at least 1")
+        self._encode = encode
+        self._vae_id = vae_id
+        self._to_disk = to_disk
+        self._batch_size = batch_size
+        self._memory: dict[LatentJob, CachedLatents] = {}
+
+    def fill(
+        self, jobs: Sequence[LatentJob], rank: int = 0, world_size: int = 1, progress: Optional[Progress] = None
+    ) -> int:
+        """Make every job available; returns how many images were encoded.
+
+        With ``to_disk`` and several processes, process ``rank`` handles jobs ``rank::world_size``
+        and the others read them from disk later (the trainer puts a barrier in between).
+        Without disk caching each process encodes everything it will read.
+        """
+        unique = list(dict.fromkeys(jobs))
+        owned = unique[rank::world_size] if self._to_disk else unique
+        missing = [job for job in owned if not self._restore(job)]
+        done = len(owned) - len(missing)
+        if progress is not None:
+            progress(done, len(owned))
+        for group in _bucket_batches(missing, self._batch_size):
+            self._encode_group(group)
+            done += len(group)
+            if progress is not None:
+                progress(done, len(owned))
+        return len(missing)
+
+    def get(self, job: LatentJob, flip: bool) -> torch.Tensor:
+        """Latents for one sample (the mirrored copy when ``flip``)."""
+        if job not in self._memory and not (self._to_disk and self._restore(job)):
+            raise RuntimeError(f"latents of '{job.path}' are not cached (or the image changed); run fill() first")
+        entry = self._memory[job]
+        if not flip:
+            return entry.latents
+        if entry.flipped is None:
+            raise RuntimeError(f"latents of '{job.path}' were cached without a flipped copy (flip_aug was off)")
+        return entry.flipped
+
+    def _restore(self, job: LatentJob) -> bool:
+        if job in self._memory:
+            return True
+        if not self._to_disk:
+            return False
+        entry = read_valid_cache(job, self._vae_id)
+        if entry is not None:
+            self._memory[job] = entry
+        return entry is not None
+
+    def _encode_group(self, group: list[LatentJob]) -> None:
+        pixels = torch.stack([prepare_image(job.path, job.choice, flip=False).pixels for job in group])
+        with_flip = any(job.with_flip for job in group)
+        batch = torch.cat([pixels, pixels.flip(-1)]) if with_flip else pixels
+        with torch.no_grad():
+            latents = self._encode(batch).detach().float().cpu()
+        if latents.shape[0] != batch.shape[0]:
+            raise RuntimeError(f"encode returned {latents.shape[0]} latents for {batch.shape[0]} images")
+        count = len(group)
+        for index, job in enumerate(group):
+            flipped = latents[count + index].clone() if job.with_flip else None
+            entry = CachedLatents(latents[index].clone(), flipped)
+            self._memory[job] = entry
+            if self._to_disk:
+                write_cache(job, self._vae_id, entry)
