@@ -1,0 +1,190 @@
+"""Preprocessing ``origin/`` into ``processed/<repeats>_<project>/``: what the trainer reads.
+
+Re-runnable at any time: ``origin/`` is only read. The new folder is built beside the old one and
+swapped in when complete, so a failure leaves the previous result intact. Per image: EXIF
+orientation, first frame, transparency flattened onto ``background``, then either shrink to the
+target area keeping the aspect ratio (the trainer's buckets do the rest) or scale-and-crop to
+exactly W x H (centre or the content's focal point). Very long images may first be split into
+overlapping pieces; flipped copies are optional. Images smaller than the target are flagged.
+
+Captions: the base caption of each output is the origin caption merged with generated tags
+(``caption_policy``); the curation journal is then replayed on top (see ``tag_journal``), so
+curated captions survive a re-run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from PIL import Image, ImageOps
+
+from ..projects.atomic import atomic_path, atomic_write_json, read_json
+from ..projects.layout import VersionPaths
+from .captions import CAPTION_POLICIES, CaptionError, format_tags, merge_captions
+from .image_ops import cover_crop, fit_area, load_upright, split_pieces
+from .origin_files import OriginItem, list_origin
+from .repeats import original_tab_repeats
+from .safe_zip import Refusal
+from .tag_curation import render_captions_unlocked
+
+ProgressFn = Callable[[int, int, str], None]
+RESIZE_MODES = ("keep_aspect", "crop")
+CROP_ANCHORS = ("center", "focal")
+OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg"}
+
+
+@dataclass(frozen=True)
+class PreprocessOptions:
+    width: int = 512
+    height: int = 512
+    mode: str = "keep_aspect"
+    crop_anchor: str = "center"
+    background: tuple[int, int, int] = (255, 255, 255)
+    split_ratio: float | None = None  # split when long side / short side reaches this (e.g. 2.0)
+    split_overlap: float = 0.2
+    flip_copies: bool = False
+    caption_policy: str = "keep"
+    repeats: int | None = None  # None: keep the current folder's repeats, else 512 / images (>= 4)
+    output_format: str = "png"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.width < 8 or self.height < 8:
+            problems.append(f"target size {self.width}x{self.height} is below 8 pixels")
+        if self.mode not in RESIZE_MODES:
+            problems.append(f"mode {self.mode!r} is not one of {RESIZE_MODES}")
+        if self.crop_anchor not in CROP_ANCHORS:
+            problems.append(f"crop_anchor {self.crop_anchor!r} is not one of {CROP_ANCHORS}")
+        if self.split_ratio is not None and self.split_ratio <= 1.0:
+            problems.append(f"split_ratio {self.split_ratio} must be above 1")
+        if not 0.0 <= self.split_overlap < 0.9:
+            problems.append(f"split_overlap {self.split_overlap} must be in [0, 0.9)")
+        if self.caption_policy not in CAPTION_POLICIES:
+            problems.append(f"caption_policy {self.caption_policy!r} is not one of {CAPTION_POLICIES}")
+        if self.repeats is not None and self.repeats < 1:
+            problems.append(f"repeats {self.repeats} must be at least 1")
+        if self.output_format not in OUTPUT_FORMATS:
+            problems.append(f"output_format {self.output_format!r} is not one of {tuple(OUTPUT_FORMATS)}")
+        if problems:
+            raise ValueError("preprocess options: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class PreprocessResult:
+    folder: Path
+    repeats: int
+    outputs: tuple[str, ...]
+    small: tuple[tuple[str, int, int], ...]  # (origin file, width, height) below the target
+    refused: tuple[Refusal, ...]
+
+
+def preprocess(
+    version: VersionPaths, options: PreprocessOptions = PreprocessOptions(), progress: ProgressFn | None = None
+) -> PreprocessResult:
+    """Rebuild ``processed/`` from ``origin/``; returns outputs, flagged small images and refusals."""
+    with version.lock():
+        items = list_origin(version)
+        repeats = options.repeats or version.processed_repeats() or original_tab_repeats(max(1, len(items)))
+        generated = read_json(version.generated_tags_file, default={}) or {}
+        build = version.processed_parent / f".build-{uuid.uuid4().hex[:8]}"
+        build.mkdir(parents=True)
+        try:
+            outputs, small, refused, base = [], [], [], {}
+            for done, item in enumerate(items, start=1):
+                try:
+                    written, size = _process_one(item, options, build)
+                except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                    refused.append(Refusal(item.image.name, f"cannot be processed ({exc})"))
+                    written, size = [], (0, 0)
+                caption = _base_caption(item, generated.get(item.stem, []), options.caption_policy)
+                base.update({Path(name).stem: caption for name in written})
+                outputs += written
+                if written and _is_small(size, options):
+                    small.append((item.image.name, size[0], size[1]))
+                if progress:
+                    progress(done, len(items), item.image.name)
+            folder = _swap_in(version, build, repeats)
+            atomic_write_json(version.base_captions_file, base)
+            render_captions_unlocked(version)
+        finally:
+            shutil.rmtree(build, ignore_errors=True)
+    return PreprocessResult(folder, repeats, tuple(outputs), tuple(small), tuple(refused))
+
+
+def _process_one(item: OriginItem, options: PreprocessOptions, folder: Path) -> tuple[list[str], tuple[int, int]]:
+    with Image.open(item.image) as probe:
+        size = _upright_size(probe)
+    splits = options.split_ratio is not None and max(size) / min(size) >= options.split_ratio
+    hint = 1.0 if splits else _scale_needed(size, options)
+    image = load_upright(item.image, options.background, hint)
+    pieces = split_pieces(image, options.width / options.height, options.split_overlap) if splits else [image]
+    names = []
+    for index, piece in enumerate(pieces, start=1):
+        stem = item.stem if len(pieces) == 1 else f"{item.stem}-part{index}"
+        if options.mode == "crop":
+            result = cover_crop(piece, options.width, options.height, options.crop_anchor)
+        else:
+            result = fit_area(piece, options.width, options.height)
+        names.append(_save(result, folder, stem, options.output_format))
+        if options.flip_copies:
+            names.append(_save(ImageOps.mirror(result), folder, f"{stem}-flip", options.output_format))
+    return names, size
+
+
+def _upright_size(image: Image.Image) -> tuple[int, int]:
+    """Size as displayed without decoding pixels (orientations 5-8 swap width and height)."""
+    orientation = image.getexif().get(0x0112, 1)
+    w, h = image.size
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def _scale_needed(size: tuple[int, int], options: PreprocessOptions) -> float:
+    w, h = size
+    if options.mode == "crop":
+        return min(1.0, max(options.width / w, options.height / h))
+    return min(1.0, math.sqrt(options.width * options.height / (w * h)))
+
+
+def _is_small(size: tuple[int, int], options: PreprocessOptions) -> bool:
+    w, h = size
+    if options.mode == "crop":
+        return w < options.width or h < options.height
+    return w * h < options.width * options.height
+
+
+def _base_caption(item: OriginItem, generated: list[str], policy: str) -> str:
+    try:
+        existing = item.read_caption()
+    except CaptionError:
+        existing = None
+    return format_tags(merge_captions(existing, generated, policy))
+
+
+def _save(image: Image.Image, folder: Path, stem: str, output_format: str) -> str:
+    name = f"{stem}{OUTPUT_FORMATS[output_format]}"
+    with atomic_path(folder / name) as tmp:
+        if output_format == "png":
+            image.save(tmp, format="PNG", compress_level=1)  # lossless either way; level 1 is several times faster
+        else:
+            image.save(tmp, format="JPEG", quality=95)
+    return name
+
+
+def _swap_in(version: VersionPaths, build: Path, repeats: int) -> Path:
+    """Replace the current ``<repeats>_<project>`` folder with the freshly built one."""
+    old = version.processed_dir()
+    parked = None
+    if old is not None:
+        parked = version.processed_parent / f".old-{uuid.uuid4().hex[:8]}"
+        os.replace(old, parked)
+    target = version.processed_parent / version.processed_folder_name(repeats)
+    os.replace(build, target)
+    if parked is not None:
+        shutil.rmtree(parked, ignore_errors=True)
+    return target

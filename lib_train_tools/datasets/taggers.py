@@ -1,0 +1,224 @@
+"""Auto-taggers behind one small interface, and why one is unavailable.
+
+Three implementations:
+
+- ``InterrogatorTagger``: the WebUI's BLIP or DeepDanbooru interrogator. The host adapter passes
+  in the WebUI's function (image -> text); this module never imports the WebUI.
+- ``WD14Tagger``: a WD14-style ONNX model folder (``model.onnx`` + ``selected_tags.csv``) run by
+  onnxruntime, imported only when tagging starts. General tags at ``threshold`` (0.35 by
+  default), character tags at ``character_threshold`` (the general one when not given); rating
+  tags are never emitted.
+
+``availability()`` says whether a tagger can run and, if not, why and what to install or where
+to put the model. Nothing is ever downloaded here.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .captions import parse_tags
+from .image_ops import flatten
+
+WD14_MODEL_FILE = "model.onnx"
+WD14_TAGS_FILE = "selected_tags.csv"
+WD14_CATEGORY_GENERAL = 0
+WD14_CATEGORY_CHARACTER = 4
+WD14_DEFAULT_SIZE = 448
+# Short tags with underscores are emoticons such as ^_^ and keep them.
+_KEEP_UNDERSCORE_BELOW = 4
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str = ""
+    install_hint: str = ""
+
+
+class TaggerUnavailable(RuntimeError):
+    """The tagger cannot run here; the message says why and what to do."""
+
+
+class TaggerError(ValueError):
+    """A tagger's model files are malformed."""
+
+
+class Tagger(Protocol):
+    name: str
+
+    def availability(self) -> Availability: ...
+
+    def tag(self, image: Image.Image) -> list[str]: ...
+
+
+class InterrogatorTagger:
+    """The WebUI's BLIP (a sentence) or DeepDanbooru (comma-separated tags) via an injected callable."""
+
+    def __init__(self, name: str, interrogate: Callable[[Image.Image], str] | None, kind: str = "tags"):
+        if kind not in ("sentence", "tags"):
+            raise ValueError(f"kind {kind!r} must be 'sentence' or 'tags'")
+        self.name = name
+        self.kind = kind
+        self._interrogate = interrogate
+
+    def availability(self) -> Availability:
+        if self._interrogate is None:
+            return Availability(
+                False,
+                f"{self.name} is the WebUI's interrogator and only works inside the WebUI",
+                "run Train Tools from the WebUI's tab, or use a WD14 ONNX tagger in the standalone app",
+            )
+        return Availability(True)
+
+    def tag(self, image: Image.Image) -> list[str]:
+        _require(self)
+        text = self._interrogate(image) or ""
+        if self.kind == "sentence":
+            sentence = " ".join(text.split())
+            return [sentence] if sentence else []
+        return parse_tags(text)
+
+
+@dataclass(frozen=True)
+class WD14Options:
+    threshold: float = 0.35
+    character_threshold: float | None = None
+    underscores_to_spaces: bool = True
+    exclude: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for label, value in (("threshold", self.threshold), ("character_threshold", self.character_threshold)):
+            if value is not None and not 0.0 < value < 1.0:
+                raise ValueError(f"WD14 {label} {value} must be between 0 and 1")
+
+
+@dataclass(frozen=True)
+class WD14Label:
+    name: str
+    category: int
+
+
+class WD14Tagger:
+    """A WD14-style tagger folder run with onnxruntime (or an injected session, for tests)."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        options: WD14Options = WD14Options(),
+        session_factory: Callable[[Path], Any] | None = None,
+    ):
+        self.model_dir = Path(model_dir)
+        self.name = f"WD14 ({self.model_dir.name})"
+        self.options = options
+        self._session_factory = session_factory
+        self._session = None
+        self._labels: list[WD14Label] | None = None
+
+    def availability(self) -> Availability:
+        if self._session_factory is None and importlib.util.find_spec("onnxruntime") is None:
+            return Availability(
+                False,
+                "the onnxruntime package is not installed",
+                "pip install onnxruntime (or onnxruntime-gpu for an NVIDIA GPU) into the WebUI's Python",
+            )
+        for required in (WD14_MODEL_FILE, WD14_TAGS_FILE):
+            if not (self.model_dir / required).is_file():
+                return Availability(
+                    False,
+                    f"{self.model_dir} has no {required}",
+                    f"download a WD14 tagger's {WD14_MODEL_FILE} and {WD14_TAGS_FILE} "
+                    f"(e.g. SmilingWolf/wd-swinv2-tagger-v3) into {self.model_dir}",
+                )
+        return Availability(True)
+
+    def tag(self, image: Image.Image) -> list[str]:
+        _require(self)
+        session = self._load_session()
+        model_input = session.get_inputs()[0]
+        size = _square_size(model_input.shape)
+        batch = prepare_wd14_input(image, size)
+        probabilities = np.asarray(session.run(None, {model_input.name: batch})[0])[0]
+        return select_wd14_tags(probabilities, self._load_labels(), self.options)
+
+    def _load_session(self) -> Any:
+        if self._session is None:
+            model = self.model_dir / WD14_MODEL_FILE
+            if self._session_factory is not None:
+                self._session = self._session_factory(model)
+            else:
+                import onnxruntime
+
+                providers = onnxruntime.get_available_providers()
+                self._session = onnxruntime.InferenceSession(str(model), providers=providers)
+        return self._session
+
+    def _load_labels(self) -> list[WD14Label]:
+        if self._labels is None:
+            self._labels = read_wd14_labels(self.model_dir / WD14_TAGS_FILE)
+        return self._labels
+
+
+def read_wd14_labels(path: Path) -> list[WD14Label]:
+    """Rows of ``selected_tags.csv`` (columns name and category are required)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        return [WD14Label(row["name"], int(row["category"])) for row in rows]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise TaggerError(
+            f"{path}: expected columns 'name' and 'category' with whole-number categories ({exc})"
+        ) from exc
+
+
+def prepare_wd14_input(image: Image.Image, size: int) -> np.ndarray:
+    """1 x size x size x 3 float32 BGR in 0..255: flattened on white, padded square, resized."""
+    rgb = flatten(image, (255, 255, 255))
+    side = max(rgb.size)
+    square = Image.new("RGB", (side, side), (255, 255, 255))
+    square.paste(rgb, ((side - rgb.width) // 2, (side - rgb.height) // 2))
+    square = square.resize((size, size), Image.Resampling.BICUBIC)
+    array = np.asarray(square, dtype=np.float32)[:, :, ::-1]
+    return np.ascontiguousarray(array[None])
+
+
+def select_wd14_tags(probabilities: Sequence[float], labels: Sequence[WD14Label], options: WD14Options) -> list[str]:
+    """General and character tags over their thresholds, most confident first."""
+    if len(probabilities) != len(labels):
+        raise TaggerError(f"the model gives {len(probabilities)} scores but the tag list has {len(labels)} tags")
+    character_threshold = options.character_threshold or options.threshold
+    chosen = []
+    for score, label in zip(probabilities, labels):
+        if label.category == WD14_CATEGORY_GENERAL and score >= options.threshold:
+            chosen.append((float(score), label.name))
+        elif label.category == WD14_CATEGORY_CHARACTER and score >= character_threshold:
+            chosen.append((float(score), label.name))
+    chosen.sort(key=lambda pair: -pair[0])
+    excluded = set(options.exclude)
+    tags = [_display(name, options.underscores_to_spaces) for _, name in chosen]
+    return [t for t in tags if t not in excluded]
+
+
+def _display(name: str, underscores_to_spaces: bool) -> str:
+    if underscores_to_spaces and len(name) >= _KEEP_UNDERSCORE_BELOW:
+        return name.replace("_", " ")
+    return name
+
+
+def _square_size(shape: Sequence[Any]) -> int:
+    """The model's input side from its NHWC shape; dynamic dimensions fall back to 448."""
+    height = shape[1] if len(shape) == 4 else None
+    return height if isinstance(height, int) and height > 0 else WD14_DEFAULT_SIZE
+
+
+def _require(tagger: Tagger) -> None:
+    state = tagger.availability()
+    if not state.available:
+        raise TaggerUnavailable(f"{tagger.name} is unavailable: {state.reason}. To use it: {state.install_hint}")

@@ -1,0 +1,133 @@
+"""Atomic file writes and a cross-process lock, so two processes never corrupt a version.
+
+Writes go to a hidden temporary file in the target's folder, are flushed to disk, then renamed
+over the target (``os.replace`` is atomic on POSIX and Windows): a reader sees the old file or the
+new one, never half of one. ``FileLock`` is an exclusive advisory lock on a lock file (``fcntl``
+on POSIX, ``msvcrt`` on Windows). It is not re-entrant: code that already holds a lock calls the
+unlocked helpers instead of locking again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+    import msvcrt
+
+DEFAULT_LOCK_TIMEOUT_S = 60.0
+_POLL_INTERVAL_S = 0.05
+
+
+class LockTimeout(TimeoutError):
+    """Another process held the lock for longer than the timeout."""
+
+
+def temporary_sibling(path: str | os.PathLike) -> Path:
+    """A hidden, unique name next to ``path`` for writing before the rename."""
+    target = Path(path)
+    return target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path``, on error it is removed."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(target)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (flushed to disk before the rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write ``data`` as indented UTF-8 JSON (non-ASCII kept readable) atomically."""
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | os.PathLike, default: Any = None) -> Any:
+    """Read a JSON file; ``default`` when it does not exist. A corrupt file raises ``ValueError``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return default
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{Path(path).name}: not valid JSON ({exc}) in {path}") from exc
+
+
+class FileLock:
+    """Exclusive lock on ``path`` held inside a ``with`` block; waits up to ``timeout`` seconds."""
+
+    def __init__(self, path: str | os.PathLike, timeout: float = DEFAULT_LOCK_TIMEOUT_S, what: str = ""):
+        self.path = Path(path)
+        self.timeout = timeout
+        self.what = what or self.path.name
+        self._handle = None
+
+    def __enter__(self) -> "FileLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+b")
+        deadline = time.monotonic() + self.timeout
+        while not _try_lock(handle):
+            if time.monotonic() >= deadline:
+                handle.close()
+                raise LockTimeout(
+                    f"{self.what} is busy: another operation held it for over {self.timeout:g} s "
+                    f"(lock file {self.path})"
+                )
+            time.sleep(_POLL_INTERVAL_S)
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            _unlock(handle)
+            handle.close()
+
+
+def _try_lock(handle: Any) -> bool:
+    try:
+        if fcntl is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _unlock(handle: Any) -> None:
+    if fcntl is not None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    else:
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)

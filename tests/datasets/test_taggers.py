@@ -1,0 +1,109 @@
+"""Taggers: availability messages, the WebUI interrogator adapter, WD14 csv + thresholds via a fake session."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from lib_train_tools.datasets.autotag import autotag
+from lib_train_tools.datasets.taggers import (
+    InterrogatorTagger,
+    TaggerError,
+    TaggerUnavailable,
+    WD14Options,
+    WD14Tagger,
+    prepare_wd14_input,
+)
+
+from .conftest import noise_image
+
+CSV = "tag_id,name,category,count\n1,general,9,1\n2,long_hair,0,1\n3,smile,0,1\n4,^_^,0,1\n5,hatsune_miku,4,1\n"
+SCORES = [0.99, 0.80, 0.30, 0.50, 0.40]  # rating 'general' is never emitted
+
+
+class FakeSession:
+    def __init__(self, scores, side=448):
+        self.scores = np.asarray([scores], dtype=np.float32)
+        self.side = side
+        self.inputs = []
+
+    def get_inputs(self):
+        return [SimpleNamespace(name="input_1", shape=[1, self.side, self.side, 3])]
+
+    def run(self, outputs, feeds):
+        self.inputs.append(feeds["input_1"])
+        return [self.scores]
+
+
+def model_dir(tmp_path, with_model=True):
+    folder = tmp_path / "wd14"
+    folder.mkdir()
+    (folder / "selected_tags.csv").write_text(CSV, encoding="utf-8")
+    if with_model:
+        (folder / "model.onnx").write_bytes(b"fake")
+    return folder
+
+
+def test_wd14_thresholds_and_order(tmp_path):
+    session = FakeSession(SCORES, side=32)
+    tagger = WD14Tagger(model_dir(tmp_path), session_factory=lambda path: session)
+    assert tagger.tag(noise_image(1)) == ["long hair", "^_^", "hatsune miku"]
+    assert session.inputs[0].shape == (1, 32, 32, 3) and session.inputs[0].dtype == np.float32
+    strict = WD14Tagger(
+        tmp_path / "wd14", WD14Options(threshold=0.6, character_threshold=0.3, underscores_to_spaces=False),
+        session_factory=lambda path: FakeSession(SCORES),
+    )
+    assert strict.tag(noise_image(1)) == ["long_hair", "hatsune_miku"]
+
+
+def test_wd14_input_is_bgr_on_white_square():
+    image = noise_image(2, (40, 20)).convert("RGBA")
+    image.putpixel((0, 0), (10, 20, 30, 0))
+    batch = prepare_wd14_input(image, 40)
+    assert batch.shape == (1, 40, 40, 3)
+    assert tuple(batch[0, 0, 0]) == (255.0, 255.0, 255.0)  # padding
+    red, green, blue = noise_image(2, (40, 20)).getpixel((20, 10))
+    assert tuple(batch[0, 20, 20]) == (blue, green, red)
+
+
+def test_wd14_unavailable_says_why_and_what_to_install(tmp_path):
+    tagger = WD14Tagger(model_dir(tmp_path))
+    state = tagger.availability()
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        assert not state.available and "onnxruntime" in state.reason and "pip install onnxruntime" in state.install_hint
+        with pytest.raises(TaggerUnavailable, match="pip install onnxruntime"):
+            tagger.tag(noise_image(1))
+    missing = WD14Tagger(tmp_path / "empty", session_factory=lambda path: FakeSession(SCORES)).availability()
+    assert not missing.available and "model.onnx" in missing.reason and "selected_tags.csv" in missing.install_hint
+
+
+def test_wd14_bad_csv_and_mismatched_scores(tmp_path):
+    folder = model_dir(tmp_path)
+    (folder / "selected_tags.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    with pytest.raises(TaggerError, match="'name' and 'category'"):
+        WD14Tagger(folder, session_factory=lambda path: FakeSession(SCORES)).tag(noise_image(1))
+    (folder / "selected_tags.csv").write_text(CSV, encoding="utf-8")
+    with pytest.raises(TaggerError, match="2 scores but the tag list has 5"):
+        WD14Tagger(folder, session_factory=lambda path: FakeSession([0.5, 0.5])).tag(noise_image(1))
+
+
+def test_interrogator_adapter(loaded):
+    outside = InterrogatorTagger("BLIP", None, kind="sentence")
+    assert not outside.availability().available and "inside the WebUI" in outside.availability().reason
+    with pytest.raises(TaggerUnavailable, match="WebUI"):
+        autotag(loaded, outside)
+    assert not loaded.generated_tags_file.exists()
+    blip = InterrogatorTagger("BLIP", lambda image: "  a photo of  a girl\n", kind="sentence")
+    assert blip.tag(noise_image(1)) == ["a photo of a girl"]
+    seen = []
+    result = autotag(loaded, blip, progress=lambda done, total, name: seen.append(done))
+    assert result.tagged == 20 and seen[-1] == 20
+
+
+def test_wd14_options_are_checked():
+    with pytest.raises(ValueError, match="threshold 1.5"):
+        WD14Options(threshold=1.5)

@@ -1,0 +1,205 @@
+"""Upload: images, captions and zips go into origin/; each refused file is listed with its reason."""
+
+from __future__ import annotations
+
+import io
+import stat
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from lib_train_tools.datasets.image_checks import ImageLimits, ImageRejected, check_image_bytes
+from lib_train_tools.datasets.origin_files import drop_images, list_origin
+from lib_train_tools.datasets.safe_zip import ZipLimits
+from lib_train_tools.datasets.upload import upload
+
+from .conftest import noise_image
+
+
+def png_bytes(seed: int, size=(64, 64)) -> bytes:
+    buffer = io.BytesIO()
+    noise_image(seed, size).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes(seed: int, size=(64, 64)) -> bytes:
+    buffer = io.BytesIO()
+    noise_image(seed, size).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def huge_png_header(width: int = 20000, height: int = 20000) -> bytes:
+    """A tiny file whose PNG header declares a huge image (a decompression bomb)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + pixels + chunk(b"IEND", b"")
+
+
+def origin_names(version) -> list[str]:
+    return sorted(p.name for p in version.origin.iterdir())
+
+
+def test_loose_images_and_captions_round_trip(version, source_files):
+    seen = []
+    result = upload(version, source_files, progress=lambda done, total, name: seen.append((done, total)))
+    assert len(result.added) == 40 and not result.refused
+    assert origin_names(version) == sorted(p.name for p in source_files)
+    for path in source_files:
+        assert (version.origin / path.name).read_bytes() == path.read_bytes()
+    items = list_origin(version)
+    assert len(items) == 20 and all(i.caption is not None for i in items)
+    assert seen[-1] == (40, 40) and len(seen) == 40
+
+
+def test_upload_adds_and_never_replaces_silently(version, source_files, tmp_path):
+    upload(version, source_files)
+    again = upload(version, source_files)
+    assert again.added == () and len(again.skipped) == 40
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "img00.png").write_bytes(png_bytes(99))
+    (other / "img00.txt").write_text("new, caption", encoding="utf-8")
+    result = upload(version, [other / "img00.png", other / "img00.txt"])
+    assert result.added == ("img00 (2).png", "img00 (2).txt")
+    assert (version.origin / "img00 (2).txt").read_text(encoding="utf-8") == "new, caption"
+    assert (version.origin / "img00.png").read_bytes() == source_files[0].read_bytes()
+
+
+def test_a_different_caption_for_an_existing_image_is_refused(version, source_files, tmp_path):
+    upload(version, source_files)
+    changed = tmp_path / "img03.txt"
+    changed.write_text("something else", encoding="utf-8")
+    result = upload(version, [changed])
+    assert result.added == ()
+    assert "already holds a different caption" in result.refused[0].reason
+    assert (version.origin / "img03.txt").read_bytes() == source_files[7].read_bytes()
+
+
+def test_replace_is_explicit_and_keeps_the_old_files(version, source_files, tmp_path):
+    upload(version, source_files)
+    fresh = tmp_path / "fresh.png"
+    fresh.write_bytes(png_bytes(50))
+    result = upload(version, [fresh], replace=True)
+    assert origin_names(version) == ["fresh.png"]
+    assert result.replaced_to is not None and len(list(result.replaced_to.iterdir())) == 40
+
+
+def test_bad_files_are_refused_with_reasons_and_the_rest_goes_in(version, tmp_path):
+    files = {
+        "good.png": png_bytes(1),
+        "good.txt": b"1girl, smile",
+        "empty.png": b"",
+        "text.png": b"this is not an image\n",
+        "truncated.jpg": jpeg_bytes(2)[: len(jpeg_bytes(2)) * 2 // 3],
+        "cut_header.jpg": jpeg_bytes(2)[:300],
+        "bomb.png": huge_png_header(),
+        "tiny.png": png_bytes(3, (16, 16)),
+        "binary.txt": b"\xff\xfe\x00\x01",
+    }
+    paths = []
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(tmp_path / name)
+    result = upload(version, paths)
+    reasons = {r.name: r.reason for r in result.refused}
+    assert "empty file (0 bytes)" in reasons["empty.png"]
+    assert "not an image" in reasons["text.png"]
+    assert "truncated image data" in reasons["truncated.jpg"]
+    assert "truncated image header" in reasons["cut_header.jpg"]
+    assert "decompression bomb" in reasons["bomb.png"]
+    assert "too small" in reasons["tiny.png"]
+    assert "not a text file" in reasons["binary.txt"]
+    assert origin_names(version) == ["good.png", "good.txt"]
+
+
+def make_zip(path: Path, tmp_root: Path) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("set/a.png", png_bytes(10))
+        archive.writestr("set/a.txt", "1girl, from zip")
+        archive.writestr("other/a.png", png_bytes(11))
+        archive.writestr("other/a.txt", "second a")
+        archive.writestr("日本語.png", png_bytes(12))
+        archive.writestr("../evil.txt", "escape")
+        archive.writestr(zipfile.ZipInfo("/abs.png"), png_bytes(13))
+        link = zipfile.ZipInfo("link.png")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(link, str(tmp_root / "secret"))
+        archive.writestr("__MACOSX/set/._a.png", b"resource fork")
+        archive.writestr("set/.DS_Store", b"junk")
+        archive.writestr("inner.zip", b"PK")
+        archive.writestr("set/", b"")
+
+
+def test_zip_is_extracted_safely(version, tmp_path):
+    archive = tmp_path / "upload.zip"
+    make_zip(archive, tmp_path)
+    before_top = [p.name for p in tmp_path.iterdir()]
+    result = upload(version, [archive])
+    assert origin_names(version) == ["a (2).png", "a (2).txt", "a.png", "a.txt", "日本語.png"]
+    assert (version.origin / "a.txt").read_text(encoding="utf-8") == "1girl, from zip"
+    assert (version.origin / "a (2).txt").read_text(encoding="utf-8") == "second a"
+    reasons = {r.name: r.reason for r in result.refused}
+    assert "outside the archive" in reasons["upload.zip:../evil.txt"]
+    assert "absolute path" in reasons["upload.zip:/abs.png"]
+    assert "symbolic link" in reasons["upload.zip:link.png"]
+    assert "zip inside a zip" in reasons["upload.zip:inner.zip"]
+    assert {s.name for s in result.skipped} == {"upload.zip:__MACOSX/set/._a.png", "upload.zip:set/.DS_Store"}
+    assert not list(tmp_path.rglob("evil.txt")) and not Path("/abs.png").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before_top)
+
+
+def test_zip_limits_and_corrupt_archives(version, tmp_path):
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for index in range(5):
+            handle.writestr(f"{index}.png", png_bytes(index))
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04 not really")
+    result = upload(version, [archive, broken], zip_limits=ZipLimits(max_entries=4))
+    reasons = {r.name: r.reason for r in result.refused}
+    assert "over the limit of 4" in reasons["many.zip"]
+    assert "not a valid zip" in reasons["broken.zip"]
+    small_total = upload(version, [archive], zip_limits=ZipLimits(max_total_bytes=len(png_bytes(0)) * 2 + 10))
+    assert len(small_total.added) == 2
+    assert sum("total size" in r.reason for r in small_total.refused) == 3
+
+
+def test_gif_and_webp_are_accepted(version, tmp_path):
+    gif = tmp_path / "anim.gif"
+    frames = [noise_image(i).convert("P") for i in range(3)]
+    frames[0].save(gif, save_all=True, append_images=frames[1:])
+    webp = tmp_path / "pic.webp"
+    noise_image(4).save(webp)
+    result = upload(version, [gif, webp])
+    assert sorted(result.added) == ["anim.gif", "pic.webp"] and not result.refused
+
+
+def test_check_image_bytes_reports_size():
+    facts = check_image_bytes(png_bytes(1, (80, 64)), "x.png")
+    assert (facts.width, facts.height, facts.format) == (80, 64, "PNG")
+    with pytest.raises(ImageRejected, match="over the 100-pixel limit"):
+        check_image_bytes(png_bytes(1), "x.png", ImageLimits(min_side=1, max_pixels=100))
+
+
+def test_drop_images_moves_pairs_out_of_origin(version, source_files):
+    upload(version, source_files)
+    target = drop_images(version, ["img01", "img02"])
+    assert sorted(p.name for p in target.iterdir()) == ["img01.png", "img01.txt", "img02.png", "img02.txt"]
+    assert len(list_origin(version)) == 18
+    with pytest.raises(FileNotFoundError, match="nope"):
+        drop_images(version, ["nope"])
+
+
+def test_oversized_loose_file_is_refused_before_reading(version, tmp_path):
+    big = tmp_path / "big.png"
+    big.write_bytes(png_bytes(1))
+    result = upload(version, [big], image_limits=ImageLimits(max_file_bytes=100))
+    assert "over the 100-byte limit" in result.refused[0].reason
+    assert origin_names(version) == []
