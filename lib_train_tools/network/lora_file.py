@@ -1,0 +1,173 @@
+"""Reading and writing kohya-format LoRA files (``.safetensors``).
+
+A file holds, per module name, exactly ``<name>.lora_down.weight``, ``<name>.lora_up.weight`` and
+``<name>.alpha`` (a 0-dim float), plus a flat str->str metadata header. Nothing else may be in it:
+diffusers refuses a kohya file with any other tensor. Writing goes to a temporary file in the target
+folder that is then renamed over the target, so a crash never leaves a half-written LoRA behind.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Union
+
+import torch
+from torch import Tensor, nn
+
+PARTS = ("lora_down.weight", "lora_up.weight", "alpha")
+TORCH_SUFFIXES = (".pt", ".ckpt", ".bin")
+
+PathLike = Union[str, os.PathLike]
+
+
+class LoRAFileError(ValueError):
+    """A LoRA file (or state dict) is missing, unreadable or not in kohya's LoRA/LoCon format."""
+
+
+@dataclass(frozen=True)
+class ModuleWeights:
+    """The tensors of one LoRA module as stored in a file."""
+
+    down: Tensor
+    up: Tensor
+    alpha: float | None   # None: old files without alpha, which mean scale 1
+
+    @property
+    def rank(self) -> int:
+        return int(self.down.shape[0])
+
+    @property
+    def spatial_kernel(self) -> bool:
+        """True for a LoCon kxk convolution (k > 1)."""
+        return self.down.ndim == 4 and tuple(self.down.shape[2:]) != (1, 1)
+
+
+@dataclass(frozen=True)
+class LoRADims:
+    """The network's rank and alpha as a file shows them (the most common value of each kind)."""
+
+    network_dim: int | None
+    network_alpha: float | None
+    conv_dim: int | None = None
+    conv_alpha: float | None = None
+
+
+def few(names, n: int = 5) -> str:
+    """A short, sorted listing for error messages."""
+    names = sorted(names)
+    more = f" and {len(names) - n} more" if len(names) > n else ""
+    return ", ".join(names[:n]) + more
+
+
+def read_lora(path: PathLike) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """All tensors (on the CPU) and the metadata of a LoRA file."""
+    path = Path(path)
+    if not path.is_file():
+        raise LoRAFileError(f"{path}: no such LoRA file")
+    if path.suffix.lower() in TORCH_SUFFIXES:
+        try:
+            tensors = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for a damaged pickle
+            raise LoRAFileError(f"{path}: not a readable torch file ({exc})") from exc
+        if not isinstance(tensors, dict):
+            raise LoRAFileError(f"{path}: expected a dict of tensors, found a {type(tensors).__name__}")
+        return dict(tensors), {}
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except (SafetensorError, OSError) as exc:
+        raise LoRAFileError(f"{path}: not a readable .safetensors file ({exc})") from exc
+
+
+def group_modules(tensors: Mapping[str, Tensor], source: str = "state dict") -> dict[str, ModuleWeights]:
+    """Split kohya keys into modules, checking that nothing but down/up/alpha is present."""
+    parts: dict[str, dict[str, Tensor]] = collections.defaultdict(dict)
+    unknown = []
+    for key, value in tensors.items():
+        name, _, part = key.partition(".")
+        if part not in PARTS or not isinstance(value, Tensor):
+            unknown.append(key)
+        else:
+            parts[name][part] = value
+    if unknown:
+        raise LoRAFileError(f"{source}: keys that are not kohya LoRA/LoCon tensors (only {', '.join(PARTS)} "
+                            f"are; LyCORIS LoHa/LoKr or bundled embeddings are not supported): {few(unknown)}")
+    modules = {name: _module_weights(name, p, source) for name, p in parts.items()}
+    if not modules:
+        raise LoRAFileError(f"{source}: contains no LoRA modules")
+    return modules
+
+
+def _module_weights(name: str, parts: dict[str, Tensor], source: str) -> ModuleWeights:
+    down, up, alpha = parts.get("lora_down.weight"), parts.get("lora_up.weight"), parts.get("alpha")
+    if down is None or up is None:
+        missing = "lora_down.weight" if down is None else "lora_up.weight"
+        raise LoRAFileError(f"{source}: module {name} has no {missing}")
+    if down.ndim not in (2, 4) or up.ndim != down.ndim or down.shape[0] != up.shape[1]:
+        raise LoRAFileError(f"{source}: module {name} has mismatched shapes down {list(down.shape)} "
+                            f"up {list(up.shape)}")
+    for part, t in parts.items():
+        if not t.is_floating_point():
+            raise LoRAFileError(f"{source}: {name}.{part} is {t.dtype}, not a float tensor")
+    if alpha is not None and alpha.numel() != 1:
+        raise LoRAFileError(f"{source}: {name}.alpha must be a scalar, has shape {list(alpha.shape)}")
+    return ModuleWeights(down, up, None if alpha is None else float(alpha.reshape(())))
+
+
+def lora_dims(modules: Mapping[str, ModuleWeights]) -> LoRADims:
+    """Rank/alpha of the plain modules and of the kxk (LoCon) convolutions; alpha defaults to rank."""
+
+    def most_common(items: list[ModuleWeights]) -> tuple[int | None, float | None]:
+        if not items:
+            return None, None
+        counts = collections.Counter((m.rank, m.alpha if m.alpha is not None else float(m.rank)) for m in items)
+        return counts.most_common(1)[0][0]
+
+    plain = most_common([m for m in modules.values() if not m.spatial_kernel])
+    conv = most_common([m for m in modules.values() if m.spatial_kernel])
+    return LoRADims(plain[0], plain[1], conv[0], conv[1])
+
+
+def save_lora(path: PathLike, network: nn.Module | Mapping[str, Tensor], metadata: Mapping[str, str],
+              dtype: torch.dtype = torch.float16,
+              add_hashes: Callable[[Mapping[str, Tensor], Mapping[str, str]], dict[str, str]] | None = None) -> Path:
+    """Write ``network``'s kohya tensors (weights in ``dtype``, alpha as float32) with ``metadata``.
+
+    ``network`` is a ``LoRANetwork`` or its ``state_dict()``. ``add_hashes`` may extend the
+    metadata from the exact tensors written (the ``sshs_*`` hashes). The file appears only when complete.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors":
+        raise LoRAFileError(f"{path}: LoRA files are written as .safetensors (metadata needs that format)")
+    bad = [f"{k!r}: {type(v).__name__}" for k, v in metadata.items() if not (isinstance(k, str) and isinstance(v, str))]
+    if bad:
+        raise LoRAFileError(f"{path}: metadata must map str to str; not so for {few(bad)}")
+    state = network.state_dict() if isinstance(network, nn.Module) else dict(network)
+    group_modules(state, source=str(path))
+    tensors = {k: _for_file(k, v, dtype) for k, v in state.items()}
+    if add_hashes is not None:
+        metadata = add_hashes(tensors, metadata)
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=dict(metadata))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _for_file(key: str, value: Tensor, dtype: torch.dtype) -> Tensor:
+    # alpha stays float32: alpha/rank is the scale, and half precision would round non-integer alphas.
+    target = torch.float32 if key.endswith(".alpha") else dtype
+    value = value.detach().to(device="cpu", dtype=target)
+    return value.reshape(()) if key.endswith(".alpha") else value.contiguous()

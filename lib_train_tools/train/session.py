@@ -1,0 +1,196 @@
+"""Turning a validated config into everything the loop needs: models, data, network, optimizer.
+
+``build_session`` resolves what the config leaves open (device, dtypes, seed, resolution, clip
+skip), loads the base checkpoint, scans the dataset, creates the LoRA network, the optimizer and
+the LR schedule, and fills the latent / text caches. The result is one ``Session`` object; the
+loop reads it and never the raw config.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..models.loader import StableDiffusionModels, load_checkpoint
+from ..network.network import LoRANetwork, create_network, create_network_from_weights
+from .config import parse_kv_args, parse_resolution
+from .data import BucketSpec, CaptionOptions, DataOptions, LatentCache, StepPlan, TextEncoderCache, TrainingDataset
+from .distributed import DistContext
+from .lr_schedules import make_scheduler
+from .optimizers import make_optimizer, optimizer_description, optimizer_notes
+from .step import StepSettings, encode_text, make_tokenizers
+
+DEFAULT_RESOLUTION = {"sd1": 512, "sd2": 512, "sdxl": 1024}
+DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+Log = Callable[[str], None]
+
+
+@dataclass
+class Session:
+    cfg: Any
+    models: StableDiffusionModels
+    dataset: TrainingDataset
+    plan: StepPlan
+    network: LoRANetwork
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    settings: StepSettings
+    device: torch.device
+    weight_dtype: torch.dtype
+    seed: int
+    dist: DistContext
+    tokenizers: list = field(default_factory=list)
+    latent_cache: LatentCache | None = None
+    text_cache: TextEncoderCache | None = None
+    optimizer_desc: str = ""
+    resolution: tuple[int, int] = (512, 512)
+    base_model_hashes: tuple[str, str] | None = None
+    started_at: float = field(default_factory=time.time)
+    session_id: int = field(default_factory=lambda: random.randrange(2**32))
+
+    @property
+    def output_name(self) -> str:
+        return self.cfg.output_name or "last"
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.cfg.output_dir)
+
+    @property
+    def train_text_encoder(self) -> bool:
+        return self.network.config.train_text_encoder
+
+
+def resolve_device(cfg: Any) -> torch.device:
+    if cfg.device:
+        return torch.device(cfg.device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_weight_dtype(cfg: Any, device: torch.device, log: Log) -> torch.dtype:
+    dtype = DTYPES[cfg.mixed_precision]
+    if device.type == "cpu" and dtype == torch.float16:
+        log("mixed_precision fp16 is not supported on the CPU; training in float32")
+        return torch.float32
+    return dtype
+
+
+def build_session(cfg: Any, dist: DistContext, log: Log) -> Session:
+    device = dist.device or resolve_device(cfg)
+    weight_dtype = resolve_weight_dtype(cfg, device, log)
+    seed = cfg.seed if cfg.seed is not None else random.randrange(2**31)
+    models = load_checkpoint(cfg.pretrained_model_name_or_path, dtype=weight_dtype, device=device,
+                             v_prediction=cfg.v_parameterization)
+    log(f"base model: {models.architecture.describe()}; prediction: {models.prediction.name} "
+        f"({models.prediction.reason})")
+    resolution = _resolution(cfg, models.family)
+    dataset = TrainingDataset.from_folders(_data_options(cfg, resolution, seed))
+    plan = dataset.plan_steps(dist.world_size, cfg.gradient_accumulation_steps, cfg.max_train_epochs,
+                              None if cfg.max_train_epochs else cfg.max_train_steps)
+    log(dataset.describe_steps(plan))
+    torch.manual_seed(seed)  # LoRA down-projections are initialised from the global generator
+    network = _make_network(cfg, models, log)
+    optimizer, optimizer_desc = _make_optimizer(cfg, network, log)
+    scheduler = make_scheduler(optimizer, cfg.lr_scheduler, plan.total_steps, cfg.lr_warmup_steps,
+                               cfg.lr_scheduler_num_cycles, cfg.lr_scheduler_power)
+    settings = _step_settings(cfg, models, log)
+    session = Session(cfg, models, dataset, plan, network, optimizer, scheduler, settings, device, weight_dtype,
+                      seed, dist, make_tokenizers(models), optimizer_desc=optimizer_desc, resolution=resolution)
+    _fill_caches(session, log)
+    return session
+
+
+def _resolution(cfg: Any, family: str) -> tuple[int, int]:
+    if cfg.resolution:
+        return parse_resolution(cfg.resolution)
+    side = DEFAULT_RESOLUTION[family]
+    return side, side
+
+
+def _data_options(cfg: Any, resolution: tuple[int, int], seed: int) -> DataOptions:
+    buckets = BucketSpec(resolution=resolution, enabled=cfg.enable_bucket, min_size=cfg.min_bucket_reso,
+                         max_size=cfg.max_bucket_reso, step=cfg.bucket_reso_steps, no_upscale=cfg.bucket_no_upscale)
+    captions = CaptionOptions(
+        prefix=cfg.caption_prefix or "", suffix=cfg.caption_suffix or "", shuffle=cfg.shuffle_caption,
+        keep_tokens=cfg.keep_tokens, keep_tokens_separator=cfg.keep_tokens_separator,
+        dropout_rate=cfg.caption_dropout_rate, tag_dropout_rate=cfg.caption_tag_dropout_rate,
+        dropout_every_n_epochs=cfg.caption_dropout_every_n_epochs)
+    extensions = tuple(dict.fromkeys([cfg.caption_extension, ".txt", ".caption"]))
+    return DataOptions(train_dir=Path(cfg.train_data_dir), reg_dir=Path(cfg.reg_data_dir) if cfg.reg_data_dir else None,
+                       caption_extensions=extensions, batch_size=cfg.train_batch_size, seed=seed, buckets=buckets,
+                       captions=captions, flip_aug=cfg.flip_aug, random_crop=cfg.random_crop,
+                       prior_loss_weight=cfg.prior_loss_weight)
+
+
+def _make_network(cfg: Any, models: StableDiffusionModels, log: Log) -> LoRANetwork:
+    options = dict(dropout=cfg.network_dropout or 0.0, rank_dropout=cfg.rank_dropout or 0.0,
+                   module_dropout=cfg.module_dropout or 0.0, train_unet=not cfg.network_train_text_encoder_only,
+                   train_text_encoder=not cfg.network_train_unet_only)
+    if cfg.network_weights:  # continue training: ranks and alphas come from the file
+        network = create_network_from_weights(models.unet, models.text_encoders, models.family,
+                                              cfg.network_weights, **options)
+        log(f"continuing from {cfg.network_weights}")
+    else:
+        network = create_network(models.unet, models.text_encoders, models.family, network_dim=cfg.network_dim,
+                                 network_alpha=cfg.network_alpha, conv_dim=cfg.conv_dim, conv_alpha=cfg.conv_alpha,
+                                 **options)
+    network.apply()
+    network.to(next(models.unet.parameters()).device)
+    counts = ", ".join(f"{k} {v}" for k, v in network.module_counts().items())
+    log(f"LoRA modules: {counts}")
+    if cfg.gradient_checkpointing:
+        models.unet.gradient_checkpointing = True
+        for te in models.text_encoders:
+            te.gradient_checkpointing = True
+    return network
+
+
+def _make_optimizer(cfg: Any, network: LoRANetwork, log: Log) -> tuple[torch.optim.Optimizer, str]:
+    args = parse_kv_args(cfg.optimizer_args, "optimizer_args")
+    for note in optimizer_notes(cfg.optimizer_type, cfg.learning_rate, args):
+        log(note)
+    groups = network.param_groups(cfg.unet_lr, cfg.text_encoder_lr, cfg.learning_rate)
+    optimizer = make_optimizer(cfg.optimizer_type, groups, cfg.learning_rate, args)
+    return optimizer, optimizer_description(optimizer, args)
+
+
+def _step_settings(cfg: Any, models: StableDiffusionModels, log: Log) -> StepSettings:
+    clip_skip = cfg.clip_skip or 1
+    if models.family == "sdxl" and cfg.clip_skip and cfg.clip_skip > 1:
+        log("clip_skip is ignored for SDXL (it always uses its fixed penultimate layers)")
+        clip_skip = 1
+    return StepSettings(
+        family=models.family, v_prediction=models.v_prediction, clip_skip=clip_skip,
+        token_windows=(cfg.max_token_length or 75) // 75, noise_offset=cfg.noise_offset or 0.0,
+        multires_iterations=cfg.multires_noise_iterations or 0, multires_discount=cfg.multires_noise_discount,
+        min_snr_gamma=cfg.min_snr_gamma, min_timestep=cfg.min_timestep or 0,
+        max_timestep=cfg.max_timestep if cfg.max_timestep is not None else 1000)
+
+
+def _fill_caches(s: Session, log: Log) -> None:
+    cfg = s.cfg
+    if cfg.cache_latents or cfg.cache_latents_to_disk:
+        generator = torch.Generator(s.device).manual_seed(s.seed)
+        vae = s.models.vae
+
+        def encode(pixels: torch.Tensor) -> torch.Tensor:
+            return vae.encode_latents(pixels.to(s.device, s.weight_dtype), generator=generator).float()
+
+        vae_id = f"{Path(cfg.pretrained_model_name_or_path).name}:{s.models.family}:scaled"
+        s.latent_cache = LatentCache(encode, vae_id, to_disk=cfg.cache_latents_to_disk)
+        encoded = s.latent_cache.fill(s.dataset.latent_jobs(), s.dist.rank, s.dist.world_size)
+        s.dist.barrier()
+        log(f"latents cached: {encoded} images encoded")
+    if cfg.cache_text_encoder_outputs and not s.train_text_encoder:
+        def encode_captions(captions) -> dict[str, torch.Tensor]:
+            context, pooled = encode_text(s.models, s.tokenizers, list(captions), s.settings, s.device)
+            return {"context": context} if pooled is None else {"context": context, "pooled": pooled}
+
+        s.text_cache = TextEncoderCache(encode_captions)
+        s.text_cache.fill(s.dataset.text_cache_captions())
+        log(f"text-encoder outputs cached: {len(s.text_cache)} captions")

@@ -1,0 +1,103 @@
+"""One training step's maths, as named functions the loop calls in order.
+
+``encode_batch`` turns a batch into latents and text conditioning; ``add_training_noise`` draws
+timesteps and noise (with the configured noise variants) and noises the latents; ``predict`` runs
+the U-Net; ``compute_loss`` builds the target (epsilon or v) and the weighted loss. Randomness
+comes from a generator the caller seeds per step, so a resumed run draws the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..models.text_conditioning import encode_sd, encode_sdxl
+from ..models.tokenizer import PAD_TOKEN_BY_LAYOUT, ClipTokenizer
+from ..models.unet import sdxl_size_embedding
+from . import loss as losses
+from . import noise_schedule as ns
+from .data import TrainingBatch
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """The per-step options of the config, resolved once."""
+
+    family: str
+    v_prediction: bool
+    clip_skip: int = 1
+    token_windows: int = 1
+    noise_offset: float = 0.0
+    multires_iterations: int = 0
+    multires_discount: float = 0.3
+    min_snr_gamma: float | None = None
+    min_timestep: int = 0
+    max_timestep: int = 1000
+
+
+@dataclass
+class Conditioning:
+    context: torch.Tensor
+    y: torch.Tensor | None = None
+
+
+def make_tokenizers(models) -> list[ClipTokenizer]:
+    return [ClipTokenizer(PAD_TOKEN_BY_LAYOUT[slot.layout]) for slot in models.architecture.text_encoders]
+
+
+def encode_text(models, tokenizers: list[ClipTokenizer], captions: list[str], settings: StepSettings,
+                device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Context (and SDXL's pooled vector) for ``captions``; gradients flow when the encoders train."""
+    ids = [tok(list(captions), settings.token_windows).to(device) for tok in tokenizers]
+    if settings.family != "sdxl":
+        return encode_sd(models.text_encoders[0], ids[0], settings.clip_skip), None
+    return encode_sdxl(models.text_encoders[0], models.text_encoders[1], ids[0], ids[1])
+
+
+def encode_batch(models, tokenizers, batch: TrainingBatch, settings: StepSettings, device: torch.device,
+                 dtype: torch.dtype, generator: torch.Generator) -> tuple[torch.Tensor, Conditioning]:
+    """Scaled latents and U-Net conditioning for one batch."""
+    if batch.latents is not None:
+        latents = batch.latents.to(device, torch.float32)
+    else:
+        with torch.no_grad():
+            pixels = batch.pixels.to(device, dtype)
+            latents = models.vae.encode_latents(pixels, generator=generator).float()
+    if batch.text_outputs is not None:
+        context, pooled = batch.text_outputs["context"].to(device), batch.text_outputs.get("pooled")
+        pooled = pooled.to(device) if pooled is not None else None
+    else:
+        context, pooled = encode_text(models, tokenizers, list(batch.captions), settings, device)
+    y = None
+    if settings.family == "sdxl":
+        y = torch.cat([pooled.float(), sdxl_size_embedding(batch.time_ids.to(device)).float()], dim=1)
+    return latents, Conditioning(context, y)
+
+
+def add_training_noise(latents: torch.Tensor, settings: StepSettings,
+                       generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(noisy latents, noise, timesteps) with noise offset / multires noise as configured."""
+    noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+    if settings.noise_offset:
+        noise = ns.apply_noise_offset(noise, settings.noise_offset, generator)
+    if settings.multires_iterations:
+        noise = ns.multires_noise(noise, settings.multires_iterations, settings.multires_discount, generator)
+    t = ns.sample_timesteps(latents.shape[0], settings.min_timestep, settings.max_timestep, generator,
+                            device=latents.device)
+    return ns.add_noise(latents, noise, t), noise, t
+
+
+def predict(unet, noisy: torch.Tensor, t: torch.Tensor, cond: Conditioning, dtype: torch.dtype) -> torch.Tensor:
+    return unet(noisy.to(dtype), t, cond.context.to(dtype), None if cond.y is None else cond.y.to(dtype))
+
+
+def compute_loss(pred: torch.Tensor, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
+                 loss_weights: torch.Tensor, settings: StepSettings) -> torch.Tensor:
+    """Mean over the batch of the per-sample MSE, weighted by prior-loss and min-SNR weights."""
+    target = ns.v_target(latents, noise, t) if settings.v_prediction else noise
+    per_sample = losses.per_sample_loss(pred.float(), target.float())
+    weights = loss_weights.to(per_sample.device)
+    if settings.min_snr_gamma:
+        weights = weights * losses.min_snr_weight(t, settings.min_snr_gamma, settings.v_prediction)
+    return (per_sample * weights).mean()

@@ -1,0 +1,1 @@
+"""Tests of the LoRA / LoCon network (lib_train_tools.network)."""
