@@ -84,7 +84,8 @@ def run_measured(cmd: list[str], cwd: Path, env: dict, on_line) -> tuple[float, 
 
 def bench_ours(args, config: Path, work: Path) -> dict:
     progress = work / "ours-progress.jsonl"
-    cmd = [sys.executable, "-m", "lib_train_tools.train", "--config_file", str(config), "--progress_file", str(progress)]
+    cmd = [sys.executable, "-m", "lib_train_tools.train", "--config_file", str(config), "--progress_file", str(progress),
+           "--output_dir", str(work / "out-ours")]
     if args.device:
         cmd += ["--device", args.device]
     start, code, rss = run_measured(cmd, ROOT, dict(os.environ), lambda text, t: None)
@@ -103,7 +104,7 @@ def bench_kohya(args, config: Path, work: Path) -> dict:
     if not python.exists() or not (kohya / "train_network.py").exists():
         raise SystemExit(f"kohya harness not found under {data}; run ../shared/harness/setup.sh first")
     cmd = [str(python), str(kohya / "train_network.py"), "--config_file", str(config),
-           "--tokenizer_cache_dir", str(data / "tokenizers")]
+           "--tokenizer_cache_dir", str(data / "tokenizers"), "--output_dir", str(work / "out-kohya")]
     if args.kohya_sdpa:
         cmd.append("--sdpa")
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
@@ -143,9 +144,13 @@ def main() -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--kohya", action="store_true", help="also run sd-scripts' train_network.py")
     p.add_argument("--kohya-sdpa", action="store_true", help="give kohya --sdpa (its default is plain attention)")
+    p.add_argument("--work-dir", type=Path, help="keep the dataset, TOML and LoRA files here (must not exist)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        if args.work_dir:
+            args.work_dir.mkdir(parents=True)
+            work = args.work_dir.resolve()
         if args.ckpt is None:
             from lib_train_tools.models.checkpoint_factory import write_checkpoint
             args.ckpt = write_checkpoint(work / f"tiny-{args.family}.safetensors", family=args.family)

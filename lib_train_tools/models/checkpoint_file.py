@@ -11,6 +11,7 @@ Every failure becomes a ``CheckpointError`` that names the file and says what is
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import zipfile
@@ -97,30 +98,78 @@ class _Backend:
 
 
 class _SafetensorsBackend(_Backend):
-    def __init__(self, path: str):
-        from safetensors import safe_open
+    """Reads the header once, then each tensor with one positioned read into a fresh buffer.
 
+    Plain reads (not a memory map) keep the file's pages out of the process's resident memory:
+    the cast copy is all that stays, so peak memory is one copy of the weights, not two.
+    """
+
+    def __init__(self, path: str):
         self.path = path
+        self._file = open(path, "rb")
         try:
-            self._file = safe_open(path, framework="pt", device="cpu")
-            self._keys = list(self._file.keys())
-        except Exception as e:
+            self._header, self._data_start = _read_safetensors_header(self._file, os.path.getsize(path))
+        except ValueError as e:
+            self._file.close()
             raise CheckpointError(path, f"not a valid safetensors file: it is truncated or corrupt ({e})") from e
+        self._meta = self._header.pop("__metadata__", None) or {}
 
     def keys(self) -> list[str]:
-        return self._keys
+        return list(self._header)
 
     def shape(self, key: str) -> tuple[int, ...]:
-        return tuple(self._file.get_slice(key).get_shape())
+        return tuple(self._header[key]["shape"])
 
     def metadata(self) -> dict[str, str]:
-        return dict(self._file.metadata() or {})
+        return dict(self._meta)
 
     def tensor(self, key: str) -> torch.Tensor:
-        return self._file.get_tensor(key)
+        entry = self._header[key]
+        dtype = SAFETENSORS_DTYPES.get(entry["dtype"])
+        if dtype is None:
+            raise CheckpointError(self.path, f"tensor '{key}' has unsupported dtype {entry['dtype']}")
+        start, end = entry["data_offsets"]
+        buf = bytearray(end - start)
+        if buf and os.preadv(self._file.fileno(), [buf], self._data_start + start) != len(buf):
+            raise CheckpointError(self.path, f"cannot read tensor '{key}': the file is truncated")
+        if not buf:
+            return torch.empty(entry["shape"], dtype=dtype)
+        return torch.frombuffer(buf, dtype=dtype).reshape(entry["shape"])
 
     def close(self) -> None:
-        self._file = None
+        self._file.close()
+
+
+SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+MAX_HEADER_BYTES = 100 * 2**20
+
+
+def _read_safetensors_header(f, file_size: int) -> tuple[dict, int]:
+    """The JSON header and where the data section starts; ValueError when the layout is impossible."""
+    raw = f.read(8)
+    if len(raw) != 8:
+        raise ValueError("file shorter than the 8-byte header length")
+    n = int.from_bytes(raw, "little")
+    if n <= 0 or n > MAX_HEADER_BYTES or 8 + n > file_size:
+        raise ValueError(f"header length {n} does not fit a {file_size}-byte file")
+    try:
+        header = json.loads(f.read(n))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"header is not JSON: {e}") from e
+    if not isinstance(header, dict):
+        raise ValueError("header is not a JSON object")
+    data_size = file_size - 8 - n
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        start, end = entry.get("data_offsets", (0, -1))
+        if not (0 <= start <= end <= data_size):
+            raise ValueError(f"tensor '{key}' lies beyond the end of the file (truncated download?)")
+    return header, 8 + n
 
 
 class _TorchBackend(_Backend):

@@ -59,7 +59,8 @@ def optimizer_step(s, batches: list, step: int) -> float:
     generator = step_generator(s.seed, step, s.device)
     total = 0.0
     for batch in batches:
-        latents, cond = encode_batch(s.models, s.tokenizers, batch, s.settings, s.device, s.weight_dtype, generator)
+        latents, cond = encode_batch(s.models, s.tokenizers, batch, s.settings, s.device, s.weight_dtype, generator,
+                                     s.latent_moments)
         noisy, noise, t = add_training_noise(latents, s.settings, generator)
         with torch.autocast(s.device.type, dtype=s.weight_dtype, enabled=s.weight_dtype != torch.float32):
             pred = predict(s.models.unet, noisy, t, cond, s.weight_dtype)

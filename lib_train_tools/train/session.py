@@ -21,6 +21,7 @@ from ..network.network import LoRANetwork, create_network, create_network_from_w
 from .config import parse_kv_args, parse_resolution
 from .data import BucketSpec, CaptionOptions, DataOptions, LatentCache, StepPlan, TextEncoderCache, TrainingDataset
 from .distributed import DistContext
+from .latent_moments import LatentMoments
 from .lr_schedules import make_scheduler
 from .optimizers import make_optimizer, optimizer_description, optimizer_notes
 from .step import StepSettings, encode_text, make_tokenizers
@@ -50,6 +51,7 @@ class Session:
     optimizer_desc: str = ""
     resolution: tuple[int, int] = (512, 512)
     base_model_hashes: tuple[str, str] | None = None
+    latent_moments: LatentMoments | None = None
     started_at: float = field(default_factory=time.time)
     session_id: int = field(default_factory=lambda: random.randrange(2**32))
 
@@ -102,6 +104,8 @@ def build_session(cfg: Any, dist: DistContext, log: Log) -> Session:
     session = Session(cfg, models, dataset, plan, network, optimizer, scheduler, settings, device, weight_dtype,
                       seed, dist, make_tokenizers(models), optimizer_desc=optimizer_desc, resolution=resolution)
     _fill_caches(session, log)
+    if session.latent_cache is None and not cfg.random_crop:
+        session.latent_moments = LatentMoments()
     return session
 
 

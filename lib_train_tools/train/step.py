@@ -18,6 +18,7 @@ from ..models.unet import sdxl_size_embedding
 from . import loss as losses
 from . import noise_schedule as ns
 from .data import TrainingBatch
+from .latent_moments import LatentMoments
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,14 @@ def encode_text(models, tokenizers: list[ClipTokenizer], captions: list[str], se
 
 
 def encode_batch(models, tokenizers, batch: TrainingBatch, settings: StepSettings, device: torch.device,
-                 dtype: torch.dtype, generator: torch.Generator) -> tuple[torch.Tensor, Conditioning]:
+                 dtype: torch.dtype, generator: torch.Generator,
+                 moments: LatentMoments | None = None) -> tuple[torch.Tensor, Conditioning]:
     """Scaled latents and U-Net conditioning for one batch."""
     if batch.latents is not None:
         latents = batch.latents.to(device, torch.float32)
+    elif moments is not None:
+        keys = [(path, flip, tuple(batch.pixels.shape[1:])) for path, flip in zip(batch.paths, batch.flipped)]
+        latents = moments.sample(models.vae, batch.pixels.to(device), keys, generator, dtype)
     else:
         with torch.no_grad():
             pixels = batch.pixels.to(device, dtype)
