@@ -103,7 +103,9 @@ def bench_kohya(args, config: Path, work: Path) -> dict:
     python, kohya = data / "venv" / "bin" / "python", data / "sd-scripts"
     if not python.exists() or not (kohya / "train_network.py").exists():
         raise SystemExit(f"kohya harness not found under {data}; run ../shared/harness/setup.sh first")
-    cmd = [str(python), str(kohya / "train_network.py"), "--config_file", str(config),
+    from lib_train_tools.models.loader import load_architecture
+    script = "sdxl_train_network.py" if load_architecture(args.ckpt).family == "sdxl" else "train_network.py"
+    cmd = [str(python), str(kohya / script), "--config_file", str(config),
            "--tokenizer_cache_dir", str(data / "tokenizers"), "--output_dir", str(work / "out-kohya")]
     if args.kohya_sdpa:
         cmd.append("--sdpa")
