@@ -65,13 +65,19 @@ def optimizer_step(s, batches: list, step: int) -> float:
         with torch.autocast(s.device.type, dtype=s.weight_dtype, enabled=s.weight_dtype != torch.float32):
             pred = predict(s.models.unet, noisy, t, cond, s.weight_dtype)
         loss = compute_loss(pred, latents, noise, t, batch.loss_weights, s.settings) / len(batches)
-        loss.backward()
+        (s.scaler.scale(loss) if s.scaler else loss).backward()
         total += loss.item()
     params = [p for group in s.optimizer.param_groups for p in group["params"]]
     s.dist.average_gradients(params)
+    if s.scaler:  # fp16: gradients come scaled; unscale before clipping, skip steps that overflowed
+        s.scaler.unscale_(s.optimizer)
     if s.cfg.max_grad_norm:
         torch.nn.utils.clip_grad_norm_(params, s.cfg.max_grad_norm)
-    s.optimizer.step()
+    if s.scaler:
+        s.scaler.step(s.optimizer)
+        s.scaler.update()
+    else:
+        s.optimizer.step()
     s.scheduler.step()
     s.optimizer.zero_grad(set_to_none=True)
     return total

@@ -76,8 +76,11 @@ def save_state(session, position: Position) -> Path:
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    torch.save({"network": session.network.state_dict(), "optimizer": session.optimizer.state_dict(),
-                "scheduler": session.scheduler.state_dict()}, tmp / "state.pt")
+    tensors = {"network": session.network.state_dict(), "optimizer": session.optimizer.state_dict(),
+               "scheduler": session.scheduler.state_dict()}
+    if session.scaler is not None:
+        tensors["scaler"] = session.scaler.state_dict()
+    torch.save(tensors, tmp / "state.pt")
     info = {"step": position.step, "epoch": position.epoch, "batch_in_epoch": position.batch_in_epoch,
             "seed": session.seed, "session_id": session.session_id, "saved_at": time.time(),
             "config": to_dict(session.cfg)}
@@ -99,6 +102,8 @@ def load_state(session, path: str | os.PathLike) -> Position:
     session.network.load_state_dict(tensors["network"])
     session.optimizer.load_state_dict(tensors["optimizer"])
     session.scheduler.load_state_dict(tensors["scheduler"])
+    if session.scaler is not None and "scaler" in tensors:
+        session.scaler.load_state_dict(tensors["scaler"])
     return Position(info["step"], info["epoch"], info["batch_in_epoch"])
 
 

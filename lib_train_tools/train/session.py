@@ -52,6 +52,7 @@ class Session:
     resolution: tuple[int, int] = (512, 512)
     base_model_hashes: tuple[str, str] | None = None
     latent_moments: LatentMoments | None = None
+    scaler: torch.amp.GradScaler | None = None
     started_at: float = field(default_factory=time.time)
     session_id: int = field(default_factory=lambda: random.randrange(2**32))
 
@@ -97,12 +98,16 @@ def build_session(cfg: Any, dist: DistContext, log: Log) -> Session:
     log(dataset.describe_steps(plan))
     torch.manual_seed(seed)  # LoRA down-projections are initialised from the global generator
     network = _make_network(cfg, models, log)
+    if cfg.full_bf16 and weight_dtype == torch.bfloat16:
+        network.to(torch.bfloat16)
     optimizer, optimizer_desc = _make_optimizer(cfg, network, log)
     scheduler = make_scheduler(optimizer, cfg.lr_scheduler, plan.total_steps, cfg.lr_warmup_steps,
                                cfg.lr_scheduler_num_cycles, cfg.lr_scheduler_power)
     settings = _step_settings(cfg, models, log)
     session = Session(cfg, models, dataset, plan, network, optimizer, scheduler, settings, device, weight_dtype,
                       seed, dist, make_tokenizers(models), optimizer_desc=optimizer_desc, resolution=resolution)
+    if weight_dtype == torch.float16 and device.type == "cuda":
+        session.scaler = torch.amp.GradScaler("cuda")
     _fill_caches(session, log)
     if session.latent_cache is None and not cfg.random_crop:
         session.latent_moments = LatentMoments()

@@ -169,3 +169,37 @@ def test_bad_inputs_end_with_error_event_and_exit_code(tiny_ckpt, tmp_path, case
     errors = [e for e in evs if e.type == "error"]
     assert len(errors) == 1 and errors[0].kind == kind and errors[0].message
     assert evs[-1].type == "done" and evs[-1].status == "failed"
+
+
+def test_nan_loss_stops_with_nan_error_and_keeps_last_checkpoint(tiny_ckpt, tmp_path, monkeypatch):
+    import lib_train_tools.train.loop as loop
+
+    data, out = make_dataset(tmp_path), tmp_path / "out"
+    real = loop.compute_loss
+    calls = {"n": 0}
+
+    def nan_after_epoch_one(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] > 8 else loss
+
+    monkeypatch.setattr(loop, "compute_loss", nan_after_epoch_one)
+    code = main(run_args(tiny_ckpt, data, out, max_train_steps=None, max_train_epochs=3, save_every_n_epochs=1))
+    assert code == EXIT_CODES["nan"]
+    errors = [e for e in events(out) if e.type == "error"]
+    assert errors[0].kind == "nan" and "step 9" in errors[0].message and errors[0].hint
+    assert load_file(str(out / "tiny-000001.safetensors"))  # the last good file is intact
+    assert not (out / "tiny.safetensors").exists()
+
+
+def test_out_of_memory_says_what_to_lower(tiny_ckpt, tmp_path, monkeypatch):
+    import lib_train_tools.train.loop as loop
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(loop, "optimizer_step", oom)
+    data, out = make_dataset(tmp_path), tmp_path / "out"
+    assert main(run_args(tiny_ckpt, data, out)) == EXIT_CODES["out_of_memory"]
+    error = [e for e in events(out) if e.type == "error"][0]
+    assert error.kind == "out_of_memory" and "train_batch_size" in error.hint and "gradient_checkpointing" in error.hint
