@@ -18,7 +18,7 @@ from .data import EpochLoader
 from .protocol import CheckpointEvent, EpochEvent, StepEvent
 from .sample_schedule import maybe_sample
 from .saving import Position, epoch_file, final_file, save_checkpoint, save_state, step_file
-from .step import add_training_noise, compute_loss, encode_batch, predict
+from .step import add_training_noise, compute_loss, encode_batch, predict, unet_kernels
 
 SEED_MIX = 1_000_003
 
@@ -62,10 +62,11 @@ def optimizer_step(s, batches: list, step: int) -> float:
         latents, cond = encode_batch(s.models, s.tokenizers, batch, s.settings, s.device, s.weight_dtype, generator,
                                      s.latent_moments)
         noisy, noise, t = add_training_noise(latents, s.settings, generator)
-        with torch.autocast(s.device.type, dtype=s.weight_dtype, enabled=s.weight_dtype != torch.float32):
-            pred = predict(s.models.unet, noisy, t, cond, s.weight_dtype)
-        loss = compute_loss(pred, latents, noise, t, batch.loss_weights, s.settings) / len(batches)
-        (s.scaler.scale(loss) if s.scaler else loss).backward()
+        with unet_kernels(s.device):
+            with torch.autocast(s.device.type, dtype=s.weight_dtype, enabled=s.weight_dtype != torch.float32):
+                pred = predict(s.models.unet, noisy, t, cond, s.weight_dtype)
+            loss = compute_loss(pred, latents, noise, t, batch.loss_weights, s.settings) / len(batches)
+            (s.scaler.scale(loss) if s.scaler else loss).backward()
         total += loss.item()
     params = [p for group in s.optimizer.param_groups for p in group["params"]]
     s.dist.average_gradients(params)
