@@ -95,6 +95,17 @@ def _lora_tensors(path: Path) -> dict[str, torch.Tensor]:
     return {k: v.float() for k, v in load_file(str(path)).items()}
 
 
+@pytest.fixture
+def one_thread():
+    """Run torch on one CPU thread: with several, CPU kernels split reductions differently from call
+    to call, so even two identical uninterrupted runs differ by ~1e-5 (measured on a 2-core machine),
+    which would hide what the resume test compares."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class _StopAfter:
     """A stop flag that asks the loop to stop after ``n`` steps (what SIGTERM does, deterministically)."""
 
@@ -108,7 +119,7 @@ class _StopAfter:
 
 
 @pytest.mark.parametrize("stop_after", [5, 8])  # mid-epoch, and exactly at the end of epoch 1
-def test_resume_ends_with_the_same_weights(tiny_ckpt, tmp_path, monkeypatch, stop_after):
+def test_resume_ends_with_the_same_weights(tiny_ckpt, tmp_path, monkeypatch, stop_after, one_thread):
     data = make_dataset(tmp_path)
     straight, split, resumed = tmp_path / "straight", tmp_path / "split", tmp_path / "resumed"
     common = dict(max_train_steps=None, max_train_epochs=2, save_precision="float", network_dropout=0.1)
