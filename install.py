@@ -1,48 +1,80 @@
-"""Run by the WebUI at start: install only the packages Train Tools needs that are missing.
+"""Run by the WebUI at every start: install only the packages Train Tools needs that are missing.
 
-Rules (see README): never upgrade or downgrade a package the WebUI already has (torch, gradio,
-safetensors, numpy, Pillow...), never use git, and finish in well under a second when nothing is
-missing. Each requirement is checked by its bare distribution name; a failure is reported in the
-console and the tab still loads and says what is missing.
+Rules: a package that is present is never touched (no upgrade, no downgrade: torch, gradio,
+transformers, safetensors, numpy, Pillow... stay exactly as the WebUI pinned them), whatever pip
+would like; presence is checked by bare distribution name (importlib.metadata), so when nothing is
+missing this takes a few milliseconds and starts no pip. When something is missing, pip runs with
+a constraints file that pins every installed distribution to its installed version, so pip can
+only add packages. No git. A failure prints one clear message (the WebUI shows what install.py
+prints) and never stops the WebUI from starting; the tab then says what is missing.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
+import os
+import re
 import sys
+import tempfile
 
-# distribution name -> pip requirement used only when the distribution is absent
-REQUIREMENTS = {
-    "safetensors": "safetensors>=0.4",
-    "toml": "toml>=0.10",
-    "Pillow": "pillow>=9.5",
-    "open_clip_torch": "open_clip_torch>=2.20",
-    "lion-pytorch": "lion-pytorch>=0.1.2",
-}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from lib_train_tools.host.webui_requirements import find_problems, manual_command, to_install  # noqa: E402
 
-def missing_requirements() -> list[str]:
-    missing = []
-    for dist, requirement in REQUIREMENTS.items():
-        try:
-            importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            missing.append(requirement)
-    return missing
+# A PEP 440 version pip accepts in a constraints file; anything odder is left unpinned.
+_PINNABLE = re.compile(r"[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?(\+[A-Za-z0-9.]+)?")
 
 
-def main() -> None:
-    missing = missing_requirements()
-    if not missing:
-        return
+def installed_pins() -> list[str]:
+    """``name==version`` for every installed distribution (the first one found for each name)."""
+    import importlib.metadata
+
+    pins, seen = [], set()
+    for dist in importlib.metadata.distributions():
+        name, version = dist.metadata.get("Name"), dist.version
+        key = (name or "").lower().replace("_", "-")
+        if not name or key in seen or not version or not _PINNABLE.fullmatch(version):
+            continue
+        seen.add(key)
+        pins.append(f"{name}=={version}")
+    return sorted(pins, key=str.lower)
+
+
+def pip_install(requirements, constraints_file: str) -> None:
+    """Install through the WebUI's own ``launch.run_pip`` (its index URL, its console messages)."""
+    args = " ".join(f'"{r.pip_requirement}"' for r in requirements)
+    command = f'install -c "{constraints_file}" {args}'
+    names = ", ".join(r.distribution for r in requirements)
     try:
-        import launch  # the WebUI's own installer helpers; present only inside the WebUI
+        import launch
+    except ImportError:  # run by hand, outside the WebUI
+        import subprocess
 
-        for requirement in missing:
-            launch.run_pip(f'install "{requirement}"', f"Train Tools requirement: {requirement}")
-    except Exception as e:  # never stop the WebUI from starting
-        print(f"[Train Tools] could not install {', '.join(missing)}: {e}. "
-              f"Install them by hand with: {sys.executable} -m pip install {' '.join(missing)}", file=sys.stderr)
+        subprocess.run(f'"{sys.executable}" -m pip {command}', shell=True, check=True)
+        return
+    launch.run_pip(command, f"Train Tools requirements: {names}")
 
 
-main()
+def main() -> int:
+    problems = find_problems()
+    for problem in problems:
+        if not problem.missing or not problem.requirement.installable:
+            print(f"[Train Tools] {problem.describe()}")
+    wanted = to_install(problems)
+    if not wanted:
+        return 0
+    handle, constraints_file = tempfile.mkstemp(prefix="train-tools-constraints-", suffix=".txt")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write("\n".join(installed_pins()) + "\n")
+        pip_install(wanted, constraints_file)
+    except Exception as exc:  # never stop the WebUI from starting
+        print(f"[Train Tools] could not install {', '.join(r.distribution for r in wanted)}: {exc}\n"
+              f"[Train Tools] the tab will say what is missing; to install by hand (nothing else is changed): "
+              f"{manual_command(sys.executable, wanted)}")
+    finally:
+        os.unlink(constraints_file)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

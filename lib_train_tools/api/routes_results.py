@@ -1,0 +1,86 @@
+"""Base models, training runs and publishing.
+
+    GET  /checkpoints                              the host's base checkpoints (title, path)
+    GET  /projects/{p}/versions/{v}/runs           the version's runs with their LoRA files
+    POST /publish  {project, version, run, checkpoint?, name?, activation_text?,
+                    preferred_weight?, notes?, overwrite?}
+                                                   copy a run's file into the host's LoRA folder
+
+Publish takes a file of the run by its file name (default: the run's final file); the name
+defaults to the first free ``<project>-<version>``, the activation text to the version's
+activation tag, the card picture to the run's newest sample image. A taken name is 409 unless
+``overwrite`` is true.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Body
+
+from ..projects import VersionPaths, load_settings
+from .errors import bad_request, not_found, required_text, translated_errors
+from .serialize import jsonable
+
+
+def results_router(services: Any) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/checkpoints")
+    def checkpoints() -> list:
+        return [{"title": c.title, "path": str(c.path)} for c in services.host.checkpoints()]
+
+    @router.get("/projects/{project}/versions/{version}/runs")
+    def runs(project: str, version: str) -> list:
+        from ..results.runs import list_runs
+
+        with translated_errors():
+            return [jsonable(run) for run in list_runs(services.store.version(project, version))]
+
+    @router.post("/publish", status_code=201)
+    def publish(body: dict = Body(...)) -> dict:
+        from ..results.publish import default_publish_name, free_name
+        from ..results.publish import publish as publish_file
+
+        with translated_errors():
+            version = services.store.version(required_text(body, "project"), required_text(body, "version"))
+            run = _run(version, required_text(body, "run"))
+            checkpoint = _checkpoint(run, body.get("checkpoint"))
+        lora_dir = Path(services.host.lora_dir())
+        with translated_errors(lookup=False):
+            name = body.get("name") or free_name(lora_dir, default_publish_name(version.project, version.name))
+            activation = body.get("activation_text")
+            if activation is None:
+                activation = load_settings(version).get("activation_tag") or ""
+            path = publish_file(checkpoint, lora_dir, name, activation_text=activation,
+                                preferred_weight=float(body.get("preferred_weight", 1.0)),
+                                notes=str(body.get("notes", "")),
+                                preview_image=run.samples[-1] if run.samples else None,
+                                overwrite=bool(body.get("overwrite", False)))
+        announce = getattr(services.host, "lora_published", None)
+        if callable(announce):
+            announce(path)
+        return {"name": path.stem, "path": str(path), "checkpoint": str(checkpoint)}
+
+    return router
+
+
+def _run(version: VersionPaths, name: str) -> Any:
+    from ..results.runs import read_run
+
+    folder = version.trains / name
+    if Path(name).name != name or name.startswith(".") or not folder.is_dir():
+        raise not_found(f"run {name!r} of {version.project}/{version.name}")
+    return read_run(folder)
+
+
+def _checkpoint(run: Any, file_name: Any) -> Path:
+    if file_name is None:
+        if run.final is None:
+            raise bad_request(f"run {run.name} has no final file yet: name one of its epoch files as 'checkpoint'")
+        return Path(run.final.path)
+    by_name = {Path(c.path).name: Path(c.path) for c in run.all_checkpoints}
+    if file_name not in by_name:
+        raise not_found(f"file {file_name!r} in run {run.name} (files: {', '.join(sorted(by_name)) or 'none'})")
+    return by_name[file_name]
