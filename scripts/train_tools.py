@@ -1,20 +1,16 @@
-"""WebUI entry point: registers the Train Tools tab.
+"""WebUI entry point of Train Tools (AUTOMATIC1111 v1.10 and Forge).
 
-Imports only our uniquely named package; everything else lives in ``lib_train_tools``.
+The WebUI runs every file in ``scripts/`` at start and on "Reload UI". This one only imports the
+uniquely named package ``lib_train_tools`` (importable now, while the WebUI has the extension's
+folder on ``sys.path``) and registers the extension's callbacks; nothing heavy happens here.
 """
 
 from modules import script_callbacks
 
-import lib_train_tools
+from lib_train_tools.webui_extension import TrainToolsExtension
 
-
-def on_ui_tabs():
-    import gradio as gr
-
-    with gr.Blocks(analytics_enabled=False) as tab:
-        gr.Markdown(f"**Train Tools {lib_train_tools.__version__}** — the model stack is installed; "
-                    "the training tab is being built.")
-    return [(tab, "Train Tools", "train_tools")]
-
-
-script_callbacks.on_ui_tabs(on_ui_tabs)
+extension = TrainToolsExtension()
+script_callbacks.on_ui_settings(extension.on_ui_settings)
+script_callbacks.on_ui_tabs(extension.on_ui_tabs)
+script_callbacks.on_app_started(extension.on_app_started)
+script_callbacks.on_script_unloaded(extension.on_script_unloaded)

@@ -1,0 +1,82 @@
+"""Making a run's LoRA files findable by the WebUI's Lora extension under unique names.
+
+The Lora extension finds a file by its base name anywhere under its LoRA folder (subfolders
+included, names must be unique), and Forge caches loaded LoRAs by file name: a file replaced in
+place under the same name is not read again. So a LoRA to preview is linked (or copied) into a
+subfolder of the LoRA folder under a name made from the file's path, size and modification time:
+the same file keeps its name, a changed file gets a new one, two runs never share one. Names use
+only letters, digits, ``-`` and ``_``, so ``<lora:NAME:weight>`` always parses.
+
+Staged files are removed by ``clear()`` (after a preview grid, at start-up and when the extension
+unloads) and, during a session, when they were not used for ``stale_after`` seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+PREVIEW_FOLDER = "train_tools_previews"
+NAME_PREFIX = "tt-preview-"
+STALE_AFTER_S = 3600.0
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+class LoraStaging:
+    def __init__(self, folder: Path, stale_after: float = STALE_AFTER_S, clock: Callable[[], float] = time.time):
+        self.folder = Path(folder)
+        self.stale_after = stale_after
+        self.clock = clock
+        self._last_used: dict[Path, float] = {}
+
+    def stage(self, source: Path) -> str:
+        """The name under which the Lora extension finds ``source`` (linked or copied on first use)."""
+        source = Path(source)
+        stat = source.stat()
+        key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:12]
+        name = f"{NAME_PREFIX}{_UNSAFE.sub('_', source.stem)[:48]}-{digest}"
+        target = self.folder / f"{name}{source.suffix.lower()}"
+        self._drop_stale(keep=target)
+        if not target.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            partial = self.folder / f".{uuid.uuid4().hex}.partial"
+            try:
+                _link_or_copy(source, partial)
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
+        self._last_used[target] = self.clock()
+        return name
+
+    def clear(self) -> int:
+        """Remove every staged file (also ones an earlier session left); returns how many."""
+        removed = 0
+        if self.folder.is_dir():
+            for path in self.folder.iterdir():
+                if path.is_file() and (path.name.startswith(NAME_PREFIX) or path.suffix == ".partial"):
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        self._last_used.clear()
+        return removed
+
+    def _drop_stale(self, keep: Path) -> None:
+        now = self.clock()
+        for path, used in list(self._last_used.items()):
+            if path != keep and now - used > self.stale_after:
+                path.unlink(missing_ok=True)
+                del self._last_used[path]
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link when the file system allows one (no extra space), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)

@@ -1,0 +1,89 @@
+"""Preview images drawn by the WebUI's own txt2img, so a preview shows what the user will get.
+
+One cell = one ``processing.StableDiffusionProcessingTxt2Img`` run through ``process_images``
+under the WebUI's queue lock: the run's base checkpoint is chosen with ``override_settings``
+(``sd_model_checkpoint``; the option goes back afterwards and the user's checkpoint is loaded
+again by the next ordinary generation), the LoRA goes into the prompt as ``<lora:NAME:weight>``
+where NAME is the file staged under a unique name in the Lora folder (``lora_staging.py``), and
+clip skip as ``CLIP_stop_at_last_layers``. Nothing is saved to the WebUI's outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from modules import call_queue, processing, sd_models, shared
+
+from .lora_staging import PREVIEW_FOLDER, LoraStaging
+
+
+class WebUIPreviewError(RuntimeError):
+    """A cell cannot be drawn by the WebUI; the message says why."""
+
+
+def checkpoint_alias(base_model: Path) -> str:
+    """The name the WebUI knows the checkpoint file ``base_model`` by (its ``name``)."""
+    wanted = _resolved(base_model)
+    for info in list(sd_models.checkpoints_list.values()):
+        if _resolved(Path(info.filename)) == wanted:
+            return info.name
+    raise WebUIPreviewError(
+        f"the run's base model {base_model} is not in the WebUI's checkpoint list: put it in the "
+        "Stable-diffusion models folder (or --ckpt-dir) and refresh the checkpoint list")
+
+
+def webui_sampler_name(name: str) -> str:
+    """Our sampler names ("euler_a", "ddim", ...) as the WebUI's; a WebUI name passes through."""
+    from ..train.sampling import SAMPLERS
+
+    spec = SAMPLERS.get(name.strip().lower())
+    return spec.display_name if spec is not None else name
+
+
+def lora_prompt(prompt: str, lora_name: str | None, weight: float) -> str:
+    return f"{prompt} <lora:{lora_name}:{weight:g}>" if lora_name else prompt
+
+
+class WebUIPreviewRenderer:
+    """``render(CellRequest) -> PIL.Image`` through the WebUI (see the module docstring).
+
+    ``close()`` removes the staged LoRA copies; call it when a preview grid is done.
+    """
+
+    def __init__(self, lora_dir: Path):
+        self.staging = LoraStaging(Path(lora_dir) / PREVIEW_FOLDER)
+
+    def render(self, request: Any) -> Any:
+        alias = checkpoint_alias(Path(request.base_model))
+        name = self.staging.stage(Path(request.lora_path)) if request.lora_path is not None else None
+        overrides: dict[str, Any] = {"sd_model_checkpoint": alias}
+        if request.clip_skip:
+            overrides["CLIP_stop_at_last_layers"] = int(request.clip_skip)
+        p = processing.StableDiffusionProcessingTxt2Img(
+            prompt=lora_prompt(request.prompt, name, request.weight), negative_prompt=request.negative_prompt,
+            seed=int(request.seed), sampler_name=webui_sampler_name(request.sampler), steps=int(request.steps),
+            cfg_scale=float(request.cfg_scale), width=int(request.width), height=int(request.height),
+            batch_size=1, n_iter=1, do_not_save_samples=True, do_not_save_grid=True,
+            override_settings=overrides, override_settings_restore_afterwards=True)
+        with call_queue.queue_lock:
+            shared.state.begin(job="train_tools_preview")
+            try:
+                with contextlib.closing(p):
+                    processed = processing.process_images(p)
+            finally:
+                shared.state.end()
+        if not processed.images:
+            raise WebUIPreviewError(f"the WebUI returned no image for {p.prompt!r} (was it interrupted?)")
+        return processed.images[0]
+
+    def close(self) -> None:
+        self.staging.clear()
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.expanduser().resolve()
+    except OSError:
+        return path

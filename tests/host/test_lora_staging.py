@@ -1,0 +1,51 @@
+"""Staging LoRA files under unique, prompt-safe names (host/lora_staging.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from lib_train_tools.host.lora_staging import NAME_PREFIX, LoraStaging
+
+
+def _file(folder, name, data=b"weights"):
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_names_are_unique_per_file_and_prompt_safe(tmp_path):
+    staging = LoraStaging(tmp_path / "Lora" / "previews")
+    a = _file(tmp_path / "runA", "ねこ: v1 <best>-000001.safetensors")
+    b = _file(tmp_path / "runB", "ねこ: v1 <best>-000001.safetensors")
+    name_a, name_b = staging.stage(a), staging.stage(b)
+    assert name_a != name_b
+    for name in (name_a, name_b):
+        assert name.startswith(NAME_PREFIX) and re.fullmatch(r"[A-Za-z0-9_-]+", name)
+    assert (staging.folder / f"{name_a}.safetensors").read_bytes() == b"weights"
+    assert staging.stage(a) == name_a
+
+
+def test_a_rewritten_file_gets_a_new_name(tmp_path):
+    staging = LoraStaging(tmp_path / "previews")
+    lora = _file(tmp_path, "cat.safetensors")
+    first = staging.stage(lora)
+    lora.write_bytes(b"new weights!")
+    os.utime(lora, ns=(1, 10**18))
+    second = staging.stage(lora)
+    assert first != second
+    assert (staging.folder / f"{second}.safetensors").read_bytes() == b"new weights!"
+
+
+def test_stale_files_go_and_clear_removes_leftovers_of_earlier_sessions(tmp_path):
+    now = [1000.0]
+    staging = LoraStaging(tmp_path / "previews", stale_after=60, clock=lambda: now[0])
+    old = staging.stage(_file(tmp_path, "old.safetensors"))
+    now[0] += 61
+    staging.stage(_file(tmp_path, "new.safetensors", b"n"))
+    assert not (staging.folder / f"{old}.safetensors").exists()
+    (staging.folder / f"{NAME_PREFIX}from-yesterday.safetensors").write_bytes(b"x")
+    (staging.folder / "users-own.safetensors").write_bytes(b"keep")
+    assert staging.clear() == 2
+    assert [p.name for p in staging.folder.iterdir()] == ["users-own.safetensors"]
