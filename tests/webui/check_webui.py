@@ -1,0 +1,373 @@
+#!/usr/bin/env python3
+"""End-to-end check of Train Tools inside a running WebUI (A1111 v1.10 or Forge), stdlib only.
+
+    python tests/webui/check_webui.py --url http://127.0.0.1:7861 [--log WEBUI_LOG] [--lora-dir DIR]
+        [--api-only] [--checkpoint TITLE] [--user U --password P] [--out DIR]
+
+Start the WebUI with ``--api`` (``--ui`` for the tab check) and Train Tools installed as
+``extensions/<name>`` (a clone, as "Install from URL" makes). Checks, in order:
+
+  (a) the tab: /config lists a tab "Train Tools" with elem id ``tab_train_tools``, the page loads
+      the extension's javascript and style.css, and the settings section's options exist
+      (skipped with --api-only: the WebUI builds no tab then). With --user/--password, a request
+      without credentials must be refused.
+  (b) a tiny training job started through /train-tools/v1/: project and version, 3 generated
+      images uploaded, preprocessed at --size px, 2 epochs of 3 steps on the base checkpoint;
+      it must complete.
+  (c) Publish: the run's final file goes into the WebUI's LoRA folder (listed by
+      /sdapi/v1/loras after a refresh, on disk under --lora-dir when given), with its card
+      (.json, preview) and kohya metadata (ss_tag_frequency, SD version keys).
+  (d) /sdapi/v1/txt2img with <lora:NAME:1> gives other pixels than <lora:NAME:0>, and the part of
+      the WebUI's log written during the check has no LoRA problem line and no traceback.
+
+Exit status 0 only when every check passed. ``tests/webui/test_check_webui.py`` runs this under
+pytest when TRAIN_TOOLS_WEBUI_URL is set, and skips otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import struct
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+import zlib
+from pathlib import Path
+
+API = "/train-tools/v1"
+# Lines the WebUIs' Lora code prints when a LoRA does not load or apply cleanly (A1111
+# extensions-builtin/Lora, Forge extensions-builtin/sd_forge_lora and backend/patcher/lora.py).
+LORA_PROBLEMS = [
+    r"didn't match keys", r"Networks with errors", r"Lora not found", r"Couldn't find network",
+    r"with unmatched keys", r"\[LORA\] Mismatch", r"skipped [1-9]\d* keys", r"SHAPE MISMATCH",
+    r"WEIGHT NOT MERGED", r"^ERROR lora", r"Error loading network|loading network .* failed",
+    r"Traceback \(most recent call last\)",
+]
+
+
+class CheckFailed(AssertionError):
+    pass
+
+
+class WebUI:
+    def __init__(self, url: str, user: str | None = None, password: str | None = None, timeout: float = 1800):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.auth = None
+        if user is not None:
+            token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+            self.auth = f"Basic {token}"
+
+    def call(self, method: str, path: str, payload=None, raw: bytes | None = None, content_type: str = "",
+             auth: bool = True) -> tuple[int, bytes]:
+        data, headers = raw, {}
+        if payload is not None:
+            data, content_type = json.dumps(payload).encode(), "application/json"
+        if content_type:
+            headers["Content-Type"] = content_type
+        if auth and self.auth:
+            headers["Authorization"] = self.auth
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def json(self, method: str, path: str, payload=None, expect=(200, 201), **kwargs):
+        status, body = self.call(method, path, payload, **kwargs)
+        if status not in expect:
+            raise CheckFailed(f"{method} {path} -> {status}: {body[:500].decode('utf-8', 'replace')}")
+        return json.loads(body) if body else None
+
+    def upload(self, path: str, files: list[tuple[str, bytes]]):
+        boundary = uuid.uuid4().hex
+        parts = []
+        for name, data in files:
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+                         f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        status, answer = self.call("POST", path, raw=body, content_type=f"multipart/form-data; boundary={boundary}")
+        if status != 200:
+            raise CheckFailed(f"upload -> {status}: {answer[:500].decode('utf-8', 'replace')}")
+        return json.loads(answer)
+
+
+# ----- images without PIL -----
+def png_bytes(width: int, height: int, pixel) -> bytes:
+    """An 8-bit RGB PNG whose pixel (x, y) is ``pixel(x, y)``."""
+    rows = b"".join(b"\x00" + bytes(c for x in range(width) for c in pixel(x, y)) for y in range(height))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def png_pixels(data: bytes) -> bytes:
+    """Decoded pixel bytes of a non-interlaced 8-bit PNG (what the WebUIs return)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise CheckFailed("not a PNG")
+    pos, idat, width, height, channels = 8, b"", 0, 0, 3
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            if depth != 8 or interlace:
+                raise CheckFailed(f"unsupported PNG (depth {depth}, interlace {interlace})")
+            channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw, stride = zlib.decompress(idat), width * channels
+    out, previous = bytearray(), bytearray(stride)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up, corner = previous[i], (previous[i - channels] if i >= channels else 0)
+            if kind == 1:
+                line[i] = (line[i] + left) & 255
+            elif kind == 2:
+                line[i] = (line[i] + up) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 255
+            elif kind == 4:
+                p = left + up - corner
+                best = min((abs(p - left), 0, left), (abs(p - up), 1, up), (abs(p - corner), 2, corner))[2]
+                line[i] = (line[i] + best) & 255
+        out += line
+        previous = line
+    return bytes(out)
+
+
+def training_images(size: int) -> list[tuple[str, bytes]]:
+    """Three distinct patterned images with captions."""
+    files = []
+    patterns = [("red stripes", lambda x, y: (220, 40 + (y * 7) % 120, 40)),
+                ("blue checks", lambda x, y: ((x // 8 + y // 8) % 2 * 200, 60, 230)),
+                ("green circle", lambda x, y: (40, 210 if (x - size / 2) ** 2 + (y - size / 2) ** 2 < (size / 3) ** 2
+                                               else 60, 40))]
+    for number, (caption, pixel) in enumerate(patterns, start=1):
+        files.append((f"img{number}.png", png_bytes(size, size, pixel)))
+        files.append((f"img{number}.txt", f"ttcheck, {caption}".encode()))
+    return files
+
+
+# ----- the checks -----
+def check_tab(webui: WebUI, extension_dir_name: str | None) -> list[str]:
+    notes = []
+    config = webui.json("GET", "/config")
+    tabs = [c for c in config["components"] if c.get("type") == "tabitem"]
+    ours = [t for t in tabs if t["props"].get("label") == "Train Tools"]
+    if not ours:
+        raise CheckFailed(f"no 'Train Tools' tab in /config (tabs: {[t['props'].get('label') for t in tabs][:12]}...)")
+    if ours[0]["props"].get("elem_id") != "tab_train_tools":
+        raise CheckFailed(f"tab elem_id is {ours[0]['props'].get('elem_id')!r}, expected 'tab_train_tools'")
+    notes.append("tab 'Train Tools' (elem id tab_train_tools) is in /config")
+    notices = [c["props"].get("value", "") for c in config["components"] if c["props"].get("elem_id") == "train_tools_notice"]
+    if notices:
+        notes.append(f"the tab shows a notice: {notices[0][:300]!r}")
+    status, page = webui.call("GET", "/")
+    html = page.decode("utf-8", "replace")
+    for asset in ("javascript/train_tools.js", "style.css"):
+        pattern = re.escape(f"{extension_dir_name}/{asset}") if extension_dir_name else re.escape(asset)
+        if not re.search(pattern, html):
+            raise CheckFailed(f"the page does not load the extension's {asset}")
+    notes.append("the page loads the extension's javascript/train_tools.js and style.css")
+    options = webui.json("GET", "/sdapi/v1/options")
+    ours = sorted(k for k in options if k.startswith("train_tools_"))
+    if len(ours) < 5:
+        raise CheckFailed(f"settings section incomplete: {ours}")
+    notes.append(f"settings: {', '.join(f'{k}={options[k]!r}' for k in ours)}")
+    return notes
+
+
+def check_auth(webui: WebUI) -> str:
+    status, _ = webui.call("GET", f"{API}/projects", auth=False)
+    if status != 401:
+        raise CheckFailed(f"a request without credentials got {status}, expected 401")
+    webui.json("GET", f"{API}/projects")
+    return "without credentials: 401; with them: 200"
+
+
+def train(webui: WebUI, checkpoint: str, size: int, project: str) -> dict:
+    webui.json("POST", f"{API}/projects", {"name": project})
+    webui.json("POST", f"{API}/projects/{project}/versions", {"name": "v1"})
+    base = f"{API}/projects/{urllib.parse.quote(project)}/versions/v1"
+    uploaded = webui.upload(f"{base}/dataset", training_images(96))
+    if len(uploaded["added"]) != 6 or uploaded["refused"]:
+        raise CheckFailed(f"upload: {uploaded}")
+    webui.json("POST", f"{base}/dataset/preprocess", {"width": size, "height": size, "mode": "crop", "repeats": 1})
+    settings = {"base_model": checkpoint, "resolution": f"{size},{size}", "max_train_epochs": 2,
+                "train_batch_size": 1, "network_dim": 4, "network_alpha": 4, "learning_rate": 0.02,
+                "optimizer_type": "AdamW", "mixed_precision": "no", "save_precision": "float",
+                "save_every_n_epochs": 1, "save_state": False, "seed": 1, "cache_latents": True,
+                "max_data_loader_n_workers": 0, "activation_tag": "ttcheck"}
+    [job] = webui.json("POST", f"{API}/jobs", {"project": project, "version": "v1", "settings": settings})
+    return job
+
+
+def wait_for(webui: WebUI, job: dict, timeout: float) -> dict:
+    deadline, last = time.monotonic() + timeout, ""
+    while True:
+        state = webui.json("GET", f"{API}/jobs/{job['id']}")
+        progress = state.get("progress") or {}
+        line = f"  {state['status']}: step {progress.get('step')}/{progress.get('total_steps')} loss {progress.get('loss')}"
+        if line != last:
+            print(line, flush=True)
+            last = line
+        if state["status"] not in ("queued", "running"):
+            return state
+        if time.monotonic() > deadline:
+            raise CheckFailed(f"job {job['id']} still {state['status']} after {timeout:.0f} s")
+        time.sleep(3)
+
+
+def check_published(webui: WebUI, name: str, lora_dir: Path | None, ui: bool) -> list[str]:
+    notes = []
+    webui.call("POST", "/sdapi/v1/refresh-loras")
+    listed = {entry["name"]: entry for entry in webui.json("GET", "/sdapi/v1/loras")}
+    if name not in listed:
+        raise CheckFailed(f"{name} is not in /sdapi/v1/loras ({sorted(listed)})")
+    entry = listed[name]
+    metadata = entry.get("metadata") or {}
+    missing = [k for k in ("ss_tag_frequency", "ss_base_model_version", "modelspec.architecture") if k not in metadata]
+    if missing:
+        raise CheckFailed(f"published LoRA metadata lacks {missing}")
+    tags = metadata["ss_tag_frequency"]
+    tags = json.loads(tags) if isinstance(tags, str) else tags
+    notes.append(f"/sdapi/v1/loras lists {name} ({entry.get('path')}); SD version keys: "
+                 f"{metadata['ss_base_model_version']}, {metadata['modelspec.architecture']}; tags {tags}")
+    if lora_dir is not None:
+        for suffix in (".safetensors", ".json", ".preview.png"):
+            if not (lora_dir / f"{name}{suffix}").is_file():
+                raise CheckFailed(f"{lora_dir / (name + suffix)} is missing")
+        card = json.loads((lora_dir / f"{name}.json").read_text(encoding="utf-8"))
+        notes.append(f"files in {lora_dir}: {name}.safetensors, .json {card}, .preview.png")
+    if ui:
+        status, body = webui.call("GET", "/sd_extra_networks/get-single-card?"
+                                  + urllib.parse.urlencode({"page": "lora", "tabname": "txt2img", "name": name}))
+        html = json.loads(body).get("html", "") if status == 200 else ""
+        if "preview.png" not in html or "ttcheck" not in html:
+            raise CheckFailed(f"the Lora card has no preview image or activation text: {html[:400]!r}")
+        notes.append("the Lora tab's card shows the preview image and the activation text 'ttcheck'")
+    return notes
+
+
+def txt2img(webui: WebUI, prompt: str) -> bytes:
+    answer = webui.json("POST", "/sdapi/v1/txt2img", {
+        "prompt": prompt, "negative_prompt": "", "steps": 2, "width": 64, "height": 64, "seed": 1234,
+        "sampler_name": "Euler", "cfg_scale": 7, "batch_size": 1, "n_iter": 1})
+    return png_pixels(base64.b64decode(answer["images"][0]))
+
+
+def check_lora_effect(webui: WebUI, name: str) -> str:
+    strong = txt2img(webui, f"ttcheck, a photo <lora:{name}:1>")
+    none = txt2img(webui, f"ttcheck, a photo <lora:{name}:0>")
+    diff = sum(abs(a - b) for a, b in zip(strong, none)) / max(1, len(strong))
+    if diff == 0:
+        raise CheckFailed(f"<lora:{name}:1> and <lora:{name}:0> gave identical pixels")
+    return f"<lora:{name}:1> vs <lora:{name}:0>: mean |pixel difference| {diff:.2f}/255"
+
+
+def check_log(log: Path | None, offset: int) -> list[str]:
+    if log is None:
+        return ["no --log given: console not checked"]
+    text = log.read_bytes()[offset:].decode("utf-8", "replace")
+    problems = [line for line in text.splitlines() if any(re.search(p, line) for p in LORA_PROBLEMS)]
+    if problems:
+        raise CheckFailed("the WebUI's log has problem lines:\n    " + "\n    ".join(problems[:20]))
+    loaded = [line.strip() for line in text.splitlines() if "[LORA] Loaded" in line]
+    return [f"log: no LoRA problem line, no traceback in {len(text.splitlines())} lines"] + loaded[:4]
+
+
+# ----- main -----
+def run(args: argparse.Namespace) -> int:
+    webui = WebUI(args.url, args.user, args.password)
+    log = Path(args.log) if args.log else None
+    offset = log.stat().st_size if log and log.exists() else 0
+    failures = 0
+
+    def step(label: str, action):
+        nonlocal failures
+        started = time.monotonic()
+        try:
+            result = action()
+        except (CheckFailed, urllib.error.URLError, OSError, KeyError, ValueError) as exc:
+            failures += 1
+            print(f"FAIL {label}: {exc}", flush=True)
+            return None
+        if isinstance(result, dict):
+            result = result.get("summary") or json.dumps(result)[:300]
+        for line in result if isinstance(result, list) else [result]:
+            print(f"PASS {label}: {line}", flush=True)
+        print(f"     ({time.monotonic() - started:.1f} s)", flush=True)
+        return result
+
+    about = step("api", lambda: str(webui.json("GET", f"{API}/")))
+    if about is None:
+        return 1
+    if args.user is not None:
+        step("auth", lambda: check_auth(webui))
+    if not args.api_only:
+        step("(a) tab", lambda: check_tab(webui, args.extension_dir_name))
+    checkpoints = webui.json("GET", f"{API}/checkpoints")
+    checkpoint = args.checkpoint or next((c["title"] for c in checkpoints if "sd15" in c["title"]),
+                                         checkpoints[0]["title"] if checkpoints else None)
+    project = f"ttcheck-{time.strftime('%Y%m%d-%H%M%S')}"
+    job = step("(b) submit", lambda: train(webui, checkpoint, args.size, project))
+    finished = step("(b) training", lambda: _completed(wait_for(webui, job, args.timeout), webui)) if job else None
+    name = f"ttcheck_{uuid.uuid4().hex[:8]}"
+    published = None
+    if finished:
+        published = step("(c) publish", lambda: webui.json("POST", f"{API}/publish", {
+            "project": project, "version": "v1", "run": finished["run_name"], "name": name})["path"])
+        if published:
+            step("(c) listed", lambda: check_published(webui, name, Path(args.lora_dir) if args.lora_dir else None,
+                                                     not args.api_only))
+            step("(d) txt2img", lambda: check_lora_effect(webui, name))
+    step("(d) console", lambda: check_log(log, offset))
+    print(f"{'ALL PASSED' if failures == 0 and published else 'FAILED'} ({failures} failed checks)")
+    return 0 if failures == 0 and published else 1
+
+
+def _completed(state: dict, webui: WebUI) -> dict:
+    if state["status"] != "completed":
+        log = webui.json("GET", f"{API}/jobs/{state['id']}/log?lines=30")["text"]
+        raise CheckFailed(f"job ended {state['status']}: {state.get('message')}\n{log}")
+    progress = state["progress"]
+    state["summary"] = (f"job {state['id']} completed: {progress.get('step')} steps, "
+                        f"final loss {progress.get('loss')}, file {progress.get('final_path')}")
+    return state
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default=os.environ.get("TRAIN_TOOLS_WEBUI_URL"))
+    parser.add_argument("--log", default=os.environ.get("TRAIN_TOOLS_WEBUI_LOG"))
+    parser.add_argument("--lora-dir", default=os.environ.get("TRAIN_TOOLS_WEBUI_LORA_DIR"))
+    parser.add_argument("--api-only", action="store_true", default=bool(os.environ.get("TRAIN_TOOLS_WEBUI_API_ONLY")))
+    parser.add_argument("--checkpoint", default=os.environ.get("TRAIN_TOOLS_WEBUI_CHECKPOINT"))
+    parser.add_argument("--extension-dir-name", default=os.environ.get("TRAIN_TOOLS_WEBUI_EXTENSION", "train-tools"))
+    parser.add_argument("--user", default=os.environ.get("TRAIN_TOOLS_WEBUI_USER"))
+    parser.add_argument("--password", default=os.environ.get("TRAIN_TOOLS_WEBUI_PASSWORD"))
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--timeout", type=float, default=3600)
+    args = parser.parse_args(argv)
+    if not args.url:
+        parser.error("--url (or TRAIN_TOOLS_WEBUI_URL) is required")
+    return args
+
+
+if __name__ == "__main__":
+    sys.exit(run(parse_args()))

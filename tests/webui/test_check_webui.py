@@ -1,0 +1,43 @@
+"""Runs check_webui.py against a running WebUI when TRAIN_TOOLS_WEBUI_URL is set; skips otherwise.
+
+Also checks the script's own helpers (PNG writing and decoding) without a WebUI.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from PIL import Image
+
+from . import check_webui
+
+
+def test_png_round_trip_matches_pillow():
+    data = check_webui.png_bytes(5, 3, lambda x, y: (x * 40, y * 80, 7))
+    image = Image.open(io.BytesIO(data))
+    assert image.size == (5, 3) and image.getpixel((4, 2)) == (160, 160, 7)
+    assert check_webui.png_pixels(data) == image.tobytes()
+    buffer = io.BytesIO()
+    Image.radial_gradient("L").convert("RGB").resize((32, 32)).save(buffer, format="PNG")  # Pillow's filters
+    assert check_webui.png_pixels(buffer.getvalue()) == Image.open(buffer).convert("RGB").tobytes()
+
+
+def test_log_check_flags_lora_problems(tmp_path):
+    log = tmp_path / "webui.log"
+    log.write_text("old Traceback (most recent call last)\n")
+    offset = log.stat().st_size
+    with open(log, "a") as handle:
+        handle.write("[LORA] Loaded x.safetensors for KModel-UNet with 192 keys at weight 1.0 (skipped 0 keys)\n")
+    assert "no LoRA problem line" in check_webui.check_log(log, offset)[0]
+    with open(log, "a") as handle:
+        handle.write("[LORA] Loading x for KModel with unmatched keys ['lora_unet_bogus']\n")
+    with pytest.raises(check_webui.CheckFailed, match="unmatched keys"):
+        check_webui.check_log(log, offset)
+
+
+@pytest.mark.skipif(not os.environ.get("TRAIN_TOOLS_WEBUI_URL"),
+                    reason="no WebUI configured (set TRAIN_TOOLS_WEBUI_URL, see tests/webui/check_webui.py)")
+def test_train_tools_inside_a_running_webui():
+    assert check_webui.run(check_webui.parse_args([])) == 0
