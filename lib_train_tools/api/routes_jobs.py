@@ -96,7 +96,7 @@ def read_events(path: Path, since: int) -> tuple[list, int]:
     """Complete JSON lines of ``path`` from line ``since`` on (at most MAX_EVENTS) and the next line.
 
     A line still being written (no newline yet) is left for the next call; a line that is not JSON
-    is returned as ``{"event": "unparsed", "text": ...}`` so line numbers stay aligned.
+    is returned as ``{"type": "log", "text": ...}`` (as the protocol reads it) so line numbers stay aligned.
     """
     if not path.is_file():
         return [], since
@@ -118,7 +118,7 @@ def _parse_line(raw: bytes) -> Any:
     try:
         return json.loads(text)
     except ValueError:
-        return {"event": "unparsed", "text": text}
+        return {"type": "log", "text": text}
 
 
 def _grid_runs(settings: dict, grid: Any) -> list:

@@ -78,21 +78,21 @@ def test_events_are_paged_by_line_and_a_partial_line_waits(client, services, ver
     job = client.post(f"{P}/jobs", json={"project": "Cat", "version": "v1"}).json()[0]
     progress = Path(job["run_dir"]) / "progress.jsonl"
     assert client.get(f"{P}/jobs/{job['id']}/events").json()["events"] == []
-    write_events(progress, [{"event": "start", "total_steps": 4}, {"event": "step", "step": 1}],
-                 partial='{"event": "st')
+    write_events(progress, [{"type": "start", "total_steps": 4}, {"type": "step", "step": 1}],
+                 partial='{"type": "st')
     first = client.get(f"{P}/jobs/{job['id']}/events").json()
-    assert [e["event"] for e in first["events"]] == ["start", "step"] and first["next"] == 2
+    assert [e["type"] for e in first["events"]] == ["start", "step"] and first["next"] == 2
     with open(progress, "a", encoding="utf-8") as handle:
         handle.write('ep", "step": 2}\nnot json\n')
     second = client.get(f"{P}/jobs/{job['id']}/events", params={"since": first["next"]}).json()
-    assert second["events"] == [{"event": "step", "step": 2}, {"event": "unparsed", "text": "not json"}]
+    assert second["events"] == [{"type": "step", "step": 2}, {"type": "log", "text": "not json"}]
     assert second["next"] == 4
 
 
 def test_read_events_caps_one_answer(tmp_path, monkeypatch):
     monkeypatch.setattr("lib_train_tools.api.routes_jobs.MAX_EVENTS", 3)
     path = tmp_path / "progress.jsonl"
-    path.write_text("".join(json.dumps({"event": "step", "step": i}) + "\n" for i in range(5)))
+    path.write_text("".join(json.dumps({"type": "step", "step": i}) + "\n" for i in range(5)))
     events, next_line = read_events(path, 1)
     assert [e["step"] for e in events] == [1, 2, 3] and next_line == 4
-    assert read_events(path, 4) == ([{"event": "step", "step": 4}], 5)
+    assert read_events(path, 4) == ([{"type": "step", "step": 4}], 5)
