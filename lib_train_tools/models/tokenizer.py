@@ -62,9 +62,12 @@ def _open_clip_tokenizer_module() -> ModuleType:
 def _bpe() -> Any:
     """The shared BPE encoder (building it parses ~49k merges, so it is built once)."""
     bpe = _open_clip_tokenizer_module().SimpleTokenizer()
-    if (bpe.vocab_size, bpe.sot_token_id, bpe.eot_token_id) != (VOCAB_SIZE, BOS_TOKEN_ID, EOS_TOKEN_ID):
+    # open_clip 2.20 (the WebUIs' pin) has no sot_token_id/eot_token_id attributes; its encoder
+    # table has the special tokens in every version.
+    bos, eos = bpe.encoder.get("<start_of_text>"), bpe.encoder.get("<end_of_text>")
+    if (bpe.vocab_size, bos, eos) != (VOCAB_SIZE, BOS_TOKEN_ID, EOS_TOKEN_ID):
         raise TokenizerUnavailableError(
-            f"open_clip's tokenizer has vocab {bpe.vocab_size} with BOS/EOS {bpe.sot_token_id}/{bpe.eot_token_id}; "
+            f"open_clip's tokenizer has vocab {bpe.vocab_size} with BOS/EOS {bos}/{eos}; "
             f"expected the CLIP vocabulary ({VOCAB_SIZE}, {BOS_TOKEN_ID}/{EOS_TOKEN_ID})"
         )
     return bpe

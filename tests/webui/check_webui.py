@@ -214,6 +214,7 @@ def train(webui: WebUI, checkpoint: str, size: int, project: str) -> dict:
                 "save_every_n_epochs": 1, "save_state": False, "seed": 1, "cache_latents": True,
                 "max_data_loader_n_workers": 0, "activation_tag": "ttcheck"}
     [job] = webui.json("POST", f"{API}/jobs", {"project": project, "version": "v1", "settings": settings})
+    job["summary"] = f"job {job['id']} queued: run {job['run_name']} on {checkpoint} at {size} px"
     return job
 
 
@@ -307,9 +308,10 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             print(f"FAIL {label}: {exc}", flush=True)
             return None
+        shown = result
         if isinstance(result, dict):
-            result = result.get("summary") or json.dumps(result)[:300]
-        for line in result if isinstance(result, list) else [result]:
+            shown = result.get("summary") or json.dumps(result)[:300]
+        for line in shown if isinstance(shown, list) else [shown]:
             print(f"PASS {label}: {line}", flush=True)
         print(f"     ({time.monotonic() - started:.1f} s)", flush=True)
         return result
