@@ -8,12 +8,13 @@ Start the WebUI with ``--api`` (``--ui`` for the tab check) and Train Tools inst
 ``extensions/<name>`` (a clone, as "Install from URL" makes). Checks, in order:
 
   (a) the tab: /config lists a tab "Train Tools" with elem id ``tab_train_tools``, the page loads
-      the extension's javascript and style.css, and the settings section's options exist
+      the extension's javascript and style.css, and the Settings page has the section's options
       (skipped with --api-only: the WebUI builds no tab then). With --user/--password, a request
       without credentials must be refused.
   (b) a tiny training job started through /train-tools/v1/: project and version, 3 generated
       images uploaded, preprocessed at --size px, 2 epochs of 3 steps on the base checkpoint;
-      it must complete.
+      it must complete. With --reload-ui, "Reload UI" is pressed while it trains: the trainer must
+      keep running and the reloaded extension must follow it to the end.
   (c) Publish: the run's final file goes into the WebUI's LoRA folder (listed by
       /sdapi/v1/loras after a refresh, on disk under --lora-dir when given), with its card
       (.json, preview) and kohya metadata (ss_tag_frequency, SD version keys).
@@ -42,6 +43,7 @@ import zlib
 from pathlib import Path
 
 API = "/train-tools/v1"
+TRIGGER = "zqxtrigger"   # the captions' first tag and the version's activation tag
 # Lines the WebUIs' Lora code prints when a LoRA does not load or apply cleanly (A1111
 # extensions-builtin/Lora, Forge extensions-builtin/sd_forge_lora and backend/patcher/lora.py).
 LORA_PROBLEMS = [
@@ -159,7 +161,7 @@ def training_images(size: int) -> list[tuple[str, bytes]]:
                                                else 60, 40))]
     for number, (caption, pixel) in enumerate(patterns, start=1):
         files.append((f"img{number}.png", png_bytes(size, size, pixel)))
-        files.append((f"img{number}.txt", f"ttcheck, {caption}".encode()))
+        files.append((f"img{number}.txt", f"{TRIGGER}, {caption}".encode()))
     return files
 
 
@@ -184,11 +186,15 @@ def check_tab(webui: WebUI, extension_dir_name: str | None) -> list[str]:
         if not re.search(pattern, html):
             raise CheckFailed(f"the page does not load the extension's {asset}")
     notes.append("the page loads the extension's javascript/train_tools.js and style.css")
-    options = webui.json("GET", "/sdapi/v1/options")
-    ours = sorted(k for k in options if k.startswith("train_tools_"))
-    if len(ours) < 5:
-        raise CheckFailed(f"settings section incomplete: {ours}")
-    notes.append(f"settings: {', '.join(f'{k}={options[k]!r}' for k in ours)}")
+    keys = ("train_tools_output_dir", "train_tools_unload_model", "train_tools_keep_last_n",
+            "train_tools_publish_dir", "train_tools_auto_publish")
+    settings = {c["props"].get("elem_id"): c for c in config["components"]}
+    missing = [k for k in keys if f"setting_{k}" not in settings]
+    if missing:
+        raise CheckFailed(f"the Settings page lacks {missing}")
+    notes.append("the Settings page has the Train Tools section: " + "; ".join(
+        f"{settings[f'setting_{k}']['props'].get('label')!r} = {settings[f'setting_{k}']['props'].get('value')!r}"
+        for k in keys))
     return notes
 
 
@@ -209,10 +215,11 @@ def train(webui: WebUI, checkpoint: str, size: int, project: str) -> dict:
         raise CheckFailed(f"upload: {uploaded}")
     webui.json("POST", f"{base}/dataset/preprocess", {"width": size, "height": size, "mode": "crop", "repeats": 1})
     settings = {"base_model": checkpoint, "resolution": f"{size},{size}", "max_train_epochs": 2,
-                "train_batch_size": 1, "network_dim": 4, "network_alpha": 4, "learning_rate": 0.02,
+                "train_batch_size": 1, "network_dim": 4, "network_alpha": 4, "learning_rate": 0.002,
                 "optimizer_type": "AdamW", "mixed_precision": "no", "save_precision": "float",
                 "save_every_n_epochs": 1, "save_state": False, "seed": 1, "cache_latents": True,
-                "max_data_loader_n_workers": 0, "activation_tag": "ttcheck"}
+                "max_data_loader_n_workers": 0, "activation_tag": TRIGGER,
+                "sample_prompt": f"{TRIGGER}, red stripes --w {size} --h {size} --s 4 --d 7"}
     [job] = webui.json("POST", f"{API}/jobs", {"project": project, "version": "v1", "settings": settings})
     job["summary"] = f"job {job['id']} queued: run {job['run_name']} on {checkpoint} at {size} px"
     return job
@@ -232,6 +239,48 @@ def wait_for(webui: WebUI, job: dict, timeout: float) -> dict:
         if time.monotonic() > deadline:
             raise CheckFailed(f"job {job['id']} still {state['status']} after {timeout:.0f} s")
         time.sleep(3)
+
+
+def reload_ui_during(webui: WebUI, job: dict, timeout: float) -> list[str]:
+    """Press "Reload UI" (the Settings button, through gradio's HTTP API) while the job trains; the
+    trainer must keep running, be followed by the reloaded extension, and finish once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = webui.json("GET", f"{API}/jobs/{job['id']}")
+        if state["status"] == "running" and (state.get("progress") or {}).get("step", 0) >= 1:
+            break
+        if state["status"] not in ("queued", "running") or time.monotonic() > deadline:
+            raise CheckFailed(f"the job never got to its first step before the reload ({state['status']})")
+        time.sleep(2)
+    pid, step = state["pid"], state["progress"]["step"]
+    config = webui.json("GET", "/config")
+    ids = {c["id"]: c["props"].get("elem_id") for c in config["components"]}
+    index = next(i for i, d in enumerate(config["dependencies"])
+                 if any(ids.get(t[0] if isinstance(t, list) else t) == "settings_restart_gradio" for t in d["targets"]))
+    webui.json("POST", "/run/predict", {"fn_index": index, "data": [], "session_hash": uuid.uuid4().hex[:10]})
+    _wait_until(lambda: not _answers(webui), 60, "the WebUI did not close its server for the reload")
+    _wait_until(lambda: _answers(webui), 300, "the WebUI did not come back after Reload UI")
+    final = wait_for(webui, job, timeout)
+    log = webui.json("GET", f"{API}/jobs/{job['id']}/log?lines=400")["text"]
+    if final["status"] != "completed" or final["pid"] not in (pid, None):
+        raise CheckFailed(f"after the reload the job is {final['status']} (pid {pid} -> {final['pid']})")
+    return [f"Reload UI at step {step}: trainer pid {pid} kept running; job {final['status']} with "
+            f"{final['progress'].get('step')} steps"] + [line for line in log.splitlines() if line.startswith("[jobs]")]
+
+
+def _answers(webui: WebUI) -> bool:
+    try:
+        return webui.call("GET", f"{API}/")[0] == 200
+    except OSError:
+        return False
+
+
+def _wait_until(condition, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise CheckFailed(message)
+        time.sleep(0.5)
 
 
 def check_published(webui: WebUI, name: str, lora_dir: Path | None, ui: bool) -> list[str]:
@@ -259,9 +308,11 @@ def check_published(webui: WebUI, name: str, lora_dir: Path | None, ui: bool) ->
         status, body = webui.call("GET", "/sd_extra_networks/get-single-card?"
                                   + urllib.parse.urlencode({"page": "lora", "tabname": "txt2img", "name": name}))
         html = json.loads(body).get("html", "") if status == 200 else ""
-        if "preview.png" not in html or "ttcheck" not in html:
+        if f"{name}.preview.png" not in html or TRIGGER not in html:
             raise CheckFailed(f"the Lora card has no preview image or activation text: {html[:400]!r}")
-        notes.append("the Lora tab's card shows the preview image and the activation text 'ttcheck'")
+        inserted = re.search(r"&lt;lora:([^:&]+):", html)
+        notes.append(f"the Lora tab's card shows {name}.preview.png and the activation text {TRIGGER!r}; "
+                     f"clicking it inserts <lora:{inserted.group(1) if inserted else '?'}:...>")
     return notes
 
 
@@ -273,12 +324,14 @@ def txt2img(webui: WebUI, prompt: str) -> bytes:
 
 
 def check_lora_effect(webui: WebUI, name: str) -> str:
-    strong = txt2img(webui, f"ttcheck, a photo <lora:{name}:1>")
-    none = txt2img(webui, f"ttcheck, a photo <lora:{name}:0>")
+    strong = txt2img(webui, f"{TRIGGER}, a photo <lora:{name}:1>")
+    none = txt2img(webui, f"{TRIGGER}, a photo <lora:{name}:0>")
+    plain = txt2img(webui, f"{TRIGGER}, a photo")
     diff = sum(abs(a - b) for a, b in zip(strong, none)) / max(1, len(strong))
     if diff == 0:
         raise CheckFailed(f"<lora:{name}:1> and <lora:{name}:0> gave identical pixels")
-    return f"<lora:{name}:1> vs <lora:{name}:0>: mean |pixel difference| {diff:.2f}/255"
+    return (f"<lora:{name}:1> vs <lora:{name}:0>: mean |pixel difference| {diff:.2f}/255; "
+            f"<lora:{name}:0> {'equals' if none == plain else 'DIFFERS FROM'} the prompt without the tag")
 
 
 def check_log(log: Path | None, offset: int) -> list[str]:
@@ -328,6 +381,8 @@ def run(args: argparse.Namespace) -> int:
                                          checkpoints[0]["title"] if checkpoints else None)
     project = f"ttcheck-{time.strftime('%Y%m%d-%H%M%S')}"
     job = step("(b) submit", lambda: train(webui, checkpoint, args.size, project))
+    if job and args.reload_ui:
+        step("(b) reload UI while training", lambda: reload_ui_during(webui, job, args.timeout))
     finished = step("(b) training", lambda: _completed(wait_for(webui, job, args.timeout), webui)) if job else None
     name = f"ttcheck_{uuid.uuid4().hex[:8]}"
     published = None
@@ -363,6 +418,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--extension-dir-name", default=os.environ.get("TRAIN_TOOLS_WEBUI_EXTENSION", "train-tools"))
     parser.add_argument("--user", default=os.environ.get("TRAIN_TOOLS_WEBUI_USER"))
     parser.add_argument("--password", default=os.environ.get("TRAIN_TOOLS_WEBUI_PASSWORD"))
+    parser.add_argument("--reload-ui", action="store_true",
+                        help="press Reload UI while the job trains (UI mode only)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args(argv)
