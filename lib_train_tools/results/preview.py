@@ -30,6 +30,8 @@ from typing import Callable, Sequence
 from PIL import Image
 
 from ..host.base import PreviewRenderer
+from ..models.checkpoint_file import CheckpointError
+from ..models.loader import load_architecture
 from ..projects.atomic import atomic_write_json, read_json
 from ..train.config_checks import ConfigError
 from ..train.config_toml import flatten_tables, read_toml_file
@@ -46,6 +48,7 @@ MANIFEST_FILE = "preview.json"
 RANDOM_SEED = -1
 _SEED_LIMIT = 2 ** 32
 Progress = Callable[[int, int, str], None]
+_SD_VERSION_OF_FAMILY = {"sd1": "SD1", "sd2": "SD2", "sdxl": "SDXL"}
 
 
 class PreviewError(ValueError):
@@ -126,6 +129,7 @@ def render_preview(run_dir: Path, request: PreviewRequest, renderer: PreviewRend
     run_dir = Path(run_dir)
     rows = _rows(run_dir, request)
     base_model, clip_skip = _run_defaults(run_dir, request)
+    _check_families(rows, base_model)
     seeds = [secrets.randbelow(_SEED_LIMIT) if s is None or s < 0 else int(s) for s in request.seeds]
     preview_root = run_dir / PREVIEW_FOLDER
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -268,6 +272,22 @@ def _run_defaults(run_dir: Path, request: PreviewRequest) -> tuple[Path, int | N
         raise PreviewError(f"base model {base} not found")
     clip_skip = request.clip_skip if request.clip_skip is not None else settings.get("clip_skip")
     return Path(base), clip_skip
+
+
+def _check_families(rows: list[CheckpointInfo], base_model: Path) -> None:
+    """Refuse LoRAs made for another model family than the base (their layers would not match).
+    Only a .safetensors base is checked: its header is cheap to read."""
+    if base_model.suffix.lower() != ".safetensors":
+        return
+    try:
+        family = _SD_VERSION_OF_FAMILY[load_architecture(base_model).family]
+    except CheckpointError as exc:
+        raise PreviewError(f"base model: {exc}") from exc
+    wrong = [f"{c.path.name} ({c.lora.sd_version})" for c in rows
+             if c.lora is not None and c.lora.sd_version not in (family, "Unknown")]
+    if wrong:
+        raise PreviewError(f"the base model {base_model.name} is {family}, but these LoRAs were trained for "
+                           f"another family: {', '.join(wrong)}")
 
 
 def _request_problems(request: PreviewRequest) -> list[str]:

@@ -252,7 +252,8 @@ def _read_settings(path: Path, problems: list[str]) -> dict[str, Any]:
 
 def _guess_output_name(run_dir: Path) -> str:
     """For folders without config.toml: the base name shared by most LoRA files."""
-    bases = Counter(_base_of(p.stem) for p in run_dir.glob(f"*{LORA_SUFFIX}") if not p.name.startswith("."))
+    files = sorted(p for p in run_dir.glob(f"*{LORA_SUFFIX}") if not p.name.startswith("."))
+    bases = Counter(_base_of(p.stem) for p in files)
     return bases.most_common(1)[0][0] if bases else DEFAULT_OUTPUT_NAME
 
 

@@ -44,7 +44,8 @@ def lora_factory(base_model, tmp_path_factory):
     adapter has non-zero weights (``seed`` picks them)."""
     models = load_checkpoint(base_model)
 
-    def make(path: Path, seed: int, epoch: int = 1, steps: int = 8, scale: float = 0.3) -> Path:
+    def make(path: Path, seed: int, epoch: int = 1, steps: int = 8, scale: float = 0.3,
+             extra_metadata: dict | None = None) -> Path:
         network = create_network(models.unet, models.text_encoders, "sd1", 4, 2.0)
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
@@ -53,7 +54,7 @@ def lora_factory(base_model, tmp_path_factory):
         metadata = {"ss_base_model_version": "sd_v1", "ss_v2": "False", "ss_network_dim": "4",
                     "ss_network_alpha": "2.0", "ss_epoch": str(epoch), "ss_steps": str(steps),
                     "ss_output_name": OUTPUT_NAME, "ss_tag_frequency": json.dumps(TAGS),
-                    "modelspec.architecture": "stable-diffusion-v1/lora"}
+                    "modelspec.architecture": "stable-diffusion-v1/lora", **(extra_metadata or {})}
         return save_lora(path, network, metadata, dtype=torch.float32)
 
     return make

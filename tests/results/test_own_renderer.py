@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from lib_train_tools.models.checkpoint_factory import write_checkpoint
 from lib_train_tools.models.loader import load_checkpoint
+from lib_train_tools.network import create_network, save_lora
 from lib_train_tools.results.own_renderer import OwnSamplerRenderer
 from lib_train_tools.results.preview import CellRequest
 from lib_train_tools.train.sampling import SamplerError
@@ -88,6 +90,24 @@ def test_failed_sampling_still_removes_the_adapters(base_model, lora_files) -> N
     with pytest.raises(SamplerError, match="steps"):     # raised inside sampling, adapters applied
         renderer.render(dataclasses.replace(_cell(base_model, lora_files["a"]), steps=0))
     assert _hooked_layers(renderer._base_models(base_model)) == []
+
+
+def test_sdxl_with_both_text_encoders(tmp_path) -> None:
+    base = write_checkpoint(tmp_path / "tiny-sdxl.safetensors", family="sdxl", seed=4)
+    models = load_checkpoint(base)
+    network = create_network(models.unet, models.text_encoders, "sdxl", 4, 2.0)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for param in network.parameters():
+            param.copy_(0.3 * torch.randn(param.shape, generator=generator))
+    lora = save_lora(tmp_path / "xl.safetensors", network, {"ss_base_model_version": "sdxl_base_v1-0"})
+    renderer = OwnSamplerRenderer()
+    plain = _pixels(renderer.render(_cell(base)))
+    assert np.array_equal(_pixels(renderer.render(_cell(base, lora, weight=0.0))), plain)
+    assert not np.array_equal(_pixels(renderer.render(_cell(base, lora, weight=1.0))), plain)
+    network_modules = renderer._network[2].module_counts()
+    assert set(network_modules) == {"lora_unet", "lora_te1", "lora_te2"}
+    assert _hooked_layers(renderer._base_models(base)) == []
 
 
 def test_global_random_state_is_untouched(renderer, base_model, lora_files) -> None:

@@ -129,7 +129,7 @@ def test_renderer_failure_leaves_nothing(run_dir) -> None:
     assert list((run_dir / "preview").iterdir()) == []
 
 
-def test_bad_requests_are_refused_with_every_problem(run_dir, tmp_path) -> None:
+def test_bad_requests_are_refused_with_every_problem(run_dir, tmp_path, lora_factory) -> None:
     with pytest.raises(PreviewError) as error:
         PreviewRequest(prompt=" ", sampler="plms", steps=0, width=60, height=64, seeds=[], weights=[float("nan")])
     message = str(error.value)
@@ -141,6 +141,11 @@ def test_bad_requests_are_refused_with_every_problem(run_dir, tmp_path) -> None:
         render_preview(run_dir, _request(checkpoints=[run_dir / "gone.safetensors"]), FlatRenderer())
     with pytest.raises(PreviewError, match="base model"):
         render_preview(run_dir, _request(base_model=tmp_path / "missing.safetensors"), FlatRenderer())
+    sdxl = run_dir / f"{OUTPUT_NAME}-000003.safetensors"
+    lora_factory(sdxl, seed=1, extra_metadata={"ss_base_model_version": "sdxl_base_v1-0",
+                                               "modelspec.architecture": "stable-diffusion-xl-v1-base/lora"})
+    with pytest.raises(PreviewError, match=r"tiny-sd1.safetensors is SD1.*tiny-000003.safetensors \(SDXL\)"):
+        render_preview(run_dir, _request(checkpoints=[sdxl]), FlatRenderer())
     empty = tmp_path / "empty-run"
     empty.mkdir()
     with pytest.raises(PreviewError, match="no LoRA files"):
