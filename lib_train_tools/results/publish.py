@@ -146,6 +146,15 @@ def auto_publish(final_file: Path, lora_dir: Path, project: str, version: str, *
     raise PublishError(f"no free name for {base!r} in {lora_dir}")
 
 
+def default_notes(project: str, version: str, run_name: str, epoch: int | None = None,
+                  steps: int | None = None) -> str:
+    """The card's notes for a published run: where it came from."""
+    where = [f"epoch {epoch}"] if epoch is not None else []
+    where += [f"{steps} steps"] if steps is not None else []
+    return (f"Trained with Train Tools: project {project!r}, version {version!r}, run {run_name!r}"
+            + (f" ({', '.join(where)})" if where else "") + ".")
+
+
 def card_metadata(checkpoint: Path, *, activation_text: str = "", preferred_weight: float = 1.0,
                   sd_version: str | None = None, notes: str = "", description: str = "",
                   negative_text: str = "") -> dict:

@@ -9,7 +9,7 @@ from PIL import Image
 
 from lib_train_tools.results import publish as publish_module
 from lib_train_tools.results.publish import (
-    PublishConflict, PublishError, auto_publish, default_publish_name, free_name, publish,
+    PublishConflict, PublishError, auto_publish, default_notes, default_publish_name, free_name, publish,
 )
 
 
@@ -120,3 +120,9 @@ def test_auto_publish_names(lora_files, lora_dir) -> None:
     assert json.loads((lora_dir / "プロジェクト-v1.json").read_text(encoding="utf-8"))["activation text"] == "sks"
     long_name = default_publish_name("p" * 60, "v" * 60)
     assert len(long_name) == 76 and long_name.startswith("p" * 60 + "-")
+
+
+def test_default_notes() -> None:
+    assert default_notes("犬", "v1", "run-bs-2", epoch=10, steps=800) == \
+        "Trained with Train Tools: project '犬', version 'v1', run 'run-bs-2' (epoch 10, 800 steps)."
+    assert default_notes("p", "v", "r") == "Trained with Train Tools: project 'p', version 'v', run 'r'."
