@@ -40,13 +40,13 @@ def results_router(services: Any) -> APIRouter:
 
     @router.post("/publish", status_code=201)
     def publish(body: dict = Body(...)) -> dict:
-        from ..results.publish import default_publish_name, free_name
+        from ..results.publish import default_notes, default_publish_name, free_name
         from ..results.publish import publish as publish_file
 
         with translated_errors():
             version = services.store.version(required_text(body, "project"), required_text(body, "version"))
             run = _run(version, required_text(body, "run"))
-            checkpoint = _checkpoint(run, body.get("checkpoint"))
+            checkpoint, info = _checkpoint(run, body.get("checkpoint"))
         lora_dir = Path(services.host.lora_dir())
         with translated_errors(lookup=False):
             name = body.get("name") or free_name(lora_dir, default_publish_name(version.project, version.name))
@@ -55,7 +55,8 @@ def results_router(services: Any) -> APIRouter:
                 activation = load_settings(version).get("activation_tag") or ""
             path = publish_file(checkpoint, lora_dir, name, activation_text=activation,
                                 preferred_weight=float(body.get("preferred_weight", 1.0)),
-                                notes=str(body.get("notes", "")),
+                                notes=str(body.get("notes") or default_notes(
+                                    version.project, version.name, run.name, info.epoch, info.step)),
                                 preview_image=run.samples[-1] if run.samples else None,
                                 overwrite=bool(body.get("overwrite", False)))
         announce = getattr(services.host, "lora_published", None)
@@ -75,12 +76,13 @@ def _run(version: VersionPaths, name: str) -> Any:
     return read_run(folder)
 
 
-def _checkpoint(run: Any, file_name: Any) -> Path:
+def _checkpoint(run: Any, file_name: Any) -> tuple[Path, Any]:
+    """The chosen file of the run (default: its final file) and its CheckpointInfo."""
     if file_name is None:
         if run.final is None:
             raise bad_request(f"run {run.name} has no final file yet: name one of its epoch files as 'checkpoint'")
-        return Path(run.final.path)
-    by_name = {Path(c.path).name: Path(c.path) for c in run.all_checkpoints}
+        return Path(run.final.path), run.final
+    by_name = {Path(c.path).name: c for c in run.all_checkpoints}
     if file_name not in by_name:
         raise not_found(f"file {file_name!r} in run {run.name} (files: {', '.join(sorted(by_name)) or 'none'})")
-    return by_name[file_name]
+    return Path(by_name[file_name].path), by_name[file_name]
