@@ -1,4 +1,5 @@
-"""Runs check_webui.py against a running WebUI when TRAIN_TOOLS_WEBUI_URL is set; skips otherwise.
+"""Runs check_webui.py and check_webui_browser.py against a running WebUI when TRAIN_TOOLS_WEBUI_URL is
+set; skips otherwise.
 
 Also checks the script's own helpers (PNG writing and decoding) without a WebUI.
 """
@@ -41,3 +42,14 @@ def test_log_check_flags_lora_problems(tmp_path):
                     reason="no WebUI configured (set TRAIN_TOOLS_WEBUI_URL, see tests/webui/check_webui.py)")
 def test_train_tools_inside_a_running_webui():
     assert check_webui.run(check_webui.parse_args([])) == 0
+
+
+@pytest.mark.skipif(not os.environ.get("TRAIN_TOOLS_WEBUI_URL"),
+                    reason="no WebUI configured (set TRAIN_TOOLS_WEBUI_URL, see tests/webui/check_webui_browser.py)")
+def test_the_tab_in_a_browser_inside_a_running_webui(tmp_path):
+    pytest.importorskip("playwright.sync_api")
+    from . import check_webui_browser
+
+    if not check_webui_browser.CHROMIUM.is_file():
+        pytest.skip(f"{check_webui_browser.CHROMIUM} is missing (apt-get install -y chromium)")
+    assert check_webui_browser.main(["--out", str(tmp_path)]) == 0
