@@ -5,6 +5,10 @@
     POST /publish  {project, version, run, checkpoint?, name?, activation_text?,
                     preferred_weight?, notes?, overwrite?}
                                                    copy a run's file into the host's LoRA folder
+    POST /previews {project, version, run, prompt, checkpoints?, weights?, seeds?, negative_prompt?,
+                    sampler?, steps?, cfg_scale?, width?, height?, clip_skip?}
+                                                   the preview grid (epochs x weights) drawn by the
+                                                   host's renderer (inside the WebUI: its txt2img)
 
 Publish takes a file of the run by its file name (default: the run's final file); the name
 defaults to the first free ``<project>-<version>``, the activation text to the version's
@@ -64,7 +68,33 @@ def results_router(services: Any) -> APIRouter:
             announce(path)
         return {"name": path.stem, "path": str(path), "checkpoint": str(checkpoint)}
 
+    @router.post("/previews", status_code=201)
+    def previews(body: dict = Body(...)) -> dict:
+        from ..results.preview import PreviewRequest, render_preview
+
+        with translated_errors():
+            version = services.store.version(required_text(body, "project"), required_text(body, "version"))
+            run = _run(version, required_text(body, "run"))
+            files = [_checkpoint(run, name)[0] for name in body.get("checkpoints") or []]
+        unknown = sorted(set(body) - PREVIEW_FIELDS - {"project", "version", "run", "checkpoints"})
+        if unknown:
+            raise bad_request(f"unknown preview settings: {', '.join(unknown)}")
+        renderer = services.host.preview_renderer()
+        try:
+            with translated_errors(lookup=False):
+                request = PreviewRequest(checkpoints=files, **{k: body[k] for k in PREVIEW_FIELDS if k in body})
+                result = render_preview(Path(run.dir), request, renderer)
+        finally:
+            close = getattr(renderer, "close", None)   # the WebUI's renderer removes its staged LoRA copies
+            if callable(close):
+                close()
+        return {"grid": str(result.grid_path), "folder": str(result.folder), "cells": jsonable(result.cells)}
+
     return router
+
+
+PREVIEW_FIELDS = {"prompt", "negative_prompt", "sampler", "steps", "cfg_scale", "seeds", "width", "height",
+                  "weights", "clip_skip"}
 
 
 def _run(version: VersionPaths, name: str) -> Any:

@@ -38,6 +38,25 @@ class FakeHost:
     def lora_published(self, path: Path) -> None:
         self.published.append(Path(path))
 
+    def preview_renderer(self) -> "FakeRenderer":
+        self.renderer = FakeRenderer()
+        return self.renderer
+
+
+class FakeRenderer:
+    """Draws each cell in a colour made from its weight; records requests and whether it was closed."""
+
+    def __init__(self):
+        self.requests = []
+        self.closed = False
+
+    def render(self, request):
+        self.requests.append(request)
+        return Image.new("RGB", (request.width, request.height), (int(255 * request.weight), 0, 0))
+
+    def close(self):
+        self.closed = True
+
 
 class JobError(ValueError):
     pass

@@ -28,7 +28,11 @@ def run(services):
     version = services.store.version("Cat", "v1")
     folder = version.trains / "Cat-v1"
     folder.mkdir(parents=True)
-    (folder / "config.toml").write_text('[training_arguments]\noutput_name = "cat"\n', encoding="utf-8")
+    base = services.host.base
+    base.parent.mkdir(parents=True, exist_ok=True)
+    base.with_suffix(".ckpt").write_bytes(b"not read")
+    (folder / "config.toml").write_text(f'[model_arguments]\npretrained_model_name_or_path = "{base.with_suffix(".ckpt")}"\n'
+                                        '[training_arguments]\noutput_name = "cat"\n', encoding="utf-8")
     _lora(folder / "cat-000001.safetensors", 1)
     _lora(folder / "cat.safetensors", 2)
     (folder / "sample").mkdir()
@@ -89,3 +93,27 @@ def test_publish_without_a_final_file_asks_for_an_epoch(client, run):
     (run / "cat.safetensors").unlink()
     answer = client.post(f"{P}/publish", json={"project": "Cat", "version": "v1", "run": "Cat-v1"})
     assert answer.status_code == 400 and "no final file yet" in answer.json()["detail"]
+
+
+def test_preview_grid_through_the_host_renderer_which_is_closed_after(client, services, run):
+    body = {"project": "Cat", "version": "v1", "run": "Cat-v1", "prompt": "zqx, a cat", "weights": [0, 1],
+            "seeds": [7], "steps": 2, "width": 64, "height": 64}
+    answer = client.post(f"{P}/previews", json=body)
+    assert answer.status_code == 201, answer.text
+    result = answer.json()
+    assert Path(result["grid"]).is_file() and len(result["cells"]) == 4       # 2 files x 2 weights
+    renderer = services.host.renderer
+    assert renderer.closed and [r.weight for r in renderer.requests] == [0, 1, 0, 1]
+    assert {Path(r.lora_path).name for r in renderer.requests} == {"cat-000001.safetensors", "cat.safetensors"}
+    assert all(r.base_model == services.host.base.with_suffix(".ckpt") and r.seed == 7 for r in renderer.requests)
+    one = client.post(f"{P}/previews", json={**body, "checkpoints": ["cat.safetensors"]}).json()
+    assert len(one["cells"]) == 2
+
+
+def test_preview_refuses_bad_settings_and_still_closes_the_renderer(client, services, run):
+    base = {"project": "Cat", "version": "v1", "run": "Cat-v1"}
+    unknown = client.post(f"{P}/previews", json={**base, "prompt": "p", "colour": "red"})
+    assert unknown.status_code == 400 and "unknown preview settings: colour" in unknown.json()["detail"]
+    empty = client.post(f"{P}/previews", json={**base, "prompt": " "})
+    assert empty.status_code == 400 and "the prompt is empty" in empty.json()["detail"]
+    assert services.host.renderer.closed

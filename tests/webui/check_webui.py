@@ -20,6 +20,9 @@ Start the WebUI with ``--api`` (``--ui`` for the tab check) and Train Tools inst
       (.json, preview) and kohya metadata (ss_tag_frequency, SD version keys).
   (d) /sdapi/v1/txt2img with <lora:NAME:1> gives other pixels than <lora:NAME:0>, and the part of
       the WebUI's log written during the check has no LoRA problem line and no traceback.
+  (e) the preview grid (epoch files x weights 0 and 1) drawn by the WebUI's own txt2img on the
+      run's base checkpoint; with --other-checkpoint selected before, it is selected again after
+      and the next generation uses it; the staged LoRA copies are removed.
 
 Exit status 0 only when every check passed. ``tests/webui/test_check_webui.py`` runs this under
 pytest when TRAIN_TOOLS_WEBUI_URL is set, and skips otherwise.
@@ -334,6 +337,53 @@ def check_lora_effect(webui: WebUI, name: str) -> str:
             f"<lora:{name}:0> {'equals' if none == plain else 'DIFFERS FROM'} the prompt without the tag")
 
 
+def check_preview(webui: WebUI, project: str, run: str, base_title: str, other: str | None,
+                  lora_dir: Path | None, log: Path | None) -> list[str]:
+    """The preview grid drawn by the WebUI's txt2img on the run's base checkpoint; with ``other``
+    selected as the WebUI's model beforehand, it must be selected again afterwards."""
+    notes = []
+    if other:
+        webui.json("POST", "/sdapi/v1/options", {"sd_model_checkpoint": other})
+        txt2img(webui, "a photo")           # load it, so the preview has to switch
+        notes.append(f"the WebUI's model was set to {other!r} before the preview")
+    offset = log.stat().st_size if log and log.exists() else 0
+    result = webui.json("POST", f"{API}/previews", {
+        "project": project, "version": "v1", "run": run, "prompt": f"{TRIGGER}, a photo", "weights": [0, 1],
+        "seeds": [1234], "steps": 2, "width": 64, "height": 64, "sampler": "euler"})
+    cells = result["cells"]
+    notes.append(f"grid {result['grid']} with {len(cells)} cells "
+                 f"({sorted({Path(c['checkpoint']).name for c in cells})} x weights 0, 1)")
+    if Path(result["grid"]).is_file():
+        last = [c for c in cells if c["row"] == max(c["row"] for c in cells)]
+        pixels = {c["weight"]: png_pixels(Path(c["path"]).read_bytes()) for c in last}
+        diff = sum(abs(a - b) for a, b in zip(pixels[0], pixels[1])) / max(1, len(pixels[0]))
+        if diff == 0:
+            raise CheckFailed("the preview's weight 0 and weight 1 cells are identical")
+        notes.append(f"final file: weight 1 vs 0 cells differ by {diff:.2f}/255")
+    if lora_dir is not None:
+        left = list((lora_dir / "train_tools_previews").glob("tt-preview-*"))
+        if left:
+            raise CheckFailed(f"staged preview LoRAs were not removed: {left}")
+        notes.append("the staged LoRA copies in train_tools_previews/ are gone")
+    if log is not None:
+        text = log.read_bytes()[offset:].decode("utf-8", "replace")
+        loads = [line.strip()[:160] for line in text.splitlines()
+                 if base_title in line and ("Loading" in line or "loading" in line)]
+        notes.append(f"log while previewing: {loads[:2] if loads else 'no checkpoint load of ' + base_title}")
+    if other:
+        selected = webui.json("GET", "/sdapi/v1/options").get("sd_model_checkpoint")
+        if selected is not None and other not in str(selected):
+            raise CheckFailed(f"after the preview the WebUI's model option is {selected!r}, not {other!r}")
+        info = json.loads(webui.json("POST", "/sdapi/v1/txt2img", {
+            "prompt": "a photo", "steps": 1, "width": 64, "height": 64, "seed": 1})["info"])
+        model = info.get("sd_model_name")
+        if model and Path(other).stem not in model:
+            raise CheckFailed(f"the next generation used {model!r}, not {other!r}")
+        notes.append(f"afterwards the option is {selected!r} and the next txt2img uses {model!r}")
+        webui.json("POST", "/sdapi/v1/options", {"sd_model_checkpoint": base_title})
+    return notes
+
+
 def check_log(log: Path | None, offset: int) -> list[str]:
     if log is None:
         return ["no --log given: console not checked"]
@@ -393,7 +443,11 @@ def run(args: argparse.Namespace) -> int:
             step("(c) listed", lambda: check_published(webui, name, Path(args.lora_dir) if args.lora_dir else None,
                                                      not args.api_only))
             step("(d) txt2img", lambda: check_lora_effect(webui, name))
-    step("(d) console", lambda: check_log(log, offset))
+        if not args.skip_preview:
+            step("(e) preview", lambda: check_preview(webui, project, finished["run_name"], checkpoint,
+                                                      args.other_checkpoint,
+                                                      Path(args.lora_dir) if args.lora_dir else None, log))
+    step("console", lambda: check_log(log, offset))
     print(f"{'ALL PASSED' if failures == 0 and published else 'FAILED'} ({failures} failed checks)")
     return 0 if failures == 0 and published else 1
 
@@ -418,6 +472,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--extension-dir-name", default=os.environ.get("TRAIN_TOOLS_WEBUI_EXTENSION", "train-tools"))
     parser.add_argument("--user", default=os.environ.get("TRAIN_TOOLS_WEBUI_USER"))
     parser.add_argument("--password", default=os.environ.get("TRAIN_TOOLS_WEBUI_PASSWORD"))
+    parser.add_argument("--other-checkpoint", default=os.environ.get("TRAIN_TOOLS_WEBUI_OTHER_CHECKPOINT"),
+                        help="a second checkpoint: selected before the preview, must be selected after it")
+    parser.add_argument("--skip-preview", action="store_true")
     parser.add_argument("--reload-ui", action="store_true",
                         help="press Reload UI while the job trains (UI mode only)")
     parser.add_argument("--size", type=int, default=64)
