@@ -59,7 +59,8 @@ def _build_queue(host: Host, root: Path, start: bool) -> Any:
     from .jobs.launcher import TrainerLauncher
     from .jobs.queue import JobHooks, JobQueue
 
-    hooks = JobHooks(before_job=lambda job: host.before_training(), after_job=lambda job, progress: host.after_training())
+    hooks = JobHooks(before_job=lambda job: host.before_training(),
+                     after_job=lambda job, progress: host.after_training())
     launcher = TrainerLauncher(python=host.python_executable())
     queue = JobQueue(root, launcher, hooks=hooks)
     if start:

@@ -96,23 +96,20 @@ def event_fn(call: Callable[..., Any], n_inputs: int, *, select: bool = False, p
     return handler
 
 
-def save_listeners(component: Any, kind: str) -> list[tuple[Callable, dict]]:
-    """The events on which a settings field saves itself, with their listener arguments.
+def save_events(kind: str) -> list[tuple[str, dict]]:
+    """The events (name, listener arguments) on which a settings field of ``kind`` saves itself.
 
     Only user edits save (never a value set by loading a version), one event per finished edit
     where the version has such an event: gradio 3's ``gr.Number`` has ``blur``; gradio 4's has
     not, so it saves on ``input`` with one call at a time, the latest value last.
     """
     if kind in ("checkbox", "dropdown", "checkpoint"):
-        return [(component.input, {})]
+        return [("input", {})]
     if kind == "slider":
-        return [(component.release, {})]
+        return [("release", {})]
     if kind == "number" and IS_GRADIO_4:
-        return [(component.input, {"trigger_mode": "always_last", "concurrency_limit": 1})]
-    listeners = [(component.blur, {})]
-    if kind != "textarea":
-        listeners.append((component.submit, {}))
-    return listeners
+        return [("input", {"trigger_mode": "always_last", "concurrency_limit": 1})]
+    return [("blur", {})] if kind == "textarea" else [("blur", {}), ("submit", {})]
 
 
 def latest_only() -> dict[str, Any]:

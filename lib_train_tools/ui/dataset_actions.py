@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import html
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 from ..datasets.autotag import autotag
-from ..datasets.captions import CAPTION_EXTENSIONS
 from ..datasets.duplicates import find_duplicates
-from ..datasets.origin_files import drop_images, list_origin
+from ..datasets.origin_files import drop_images
 from ..datasets.preprocess import PreprocessOptions, preprocess
 from ..datasets.taggers import TaggerUnavailable
 from ..datasets.upload import upload
@@ -41,7 +38,8 @@ def dataset_view(services, selection: str | None) -> Reply:
     return Reply(None, gallery_values(version) + tags + ("",) + ("", choices([], [])))
 
 
-def upload_files(services, selection: str, paths: Sequence[str], replace: bool, progress: ProgressFn | None = None) -> Reply:
+def upload_files(services, selection: str, paths: Sequence[str], replace: bool,
+                 progress: ProgressFn | None = None) -> Reply:
     version = require_version(services, selection)
     if not paths:
         return Reply(ok("no files were given"), (NO_CHANGE,) + (NO_CHANGE,) * 4)
@@ -52,7 +50,8 @@ def upload_files(services, selection: str, paths: Sequence[str], replace: bool, 
     return Reply(notice, (report.upload_report(result),) + gallery_values(version))
 
 
-def preprocess_options(width, height, mode, anchor, split_ratio, flip, policy, output_format, repeats=None) -> PreprocessOptions:
+def preprocess_options(width, height, mode, anchor, split_ratio, flip, policy, output_format,
+                       repeats=None) -> PreprocessOptions:
     """Options from the form (0 or empty split ratio: never split)."""
     ratio = float(split_ratio) if split_ratio not in (None, "") and float(split_ratio) > 0 else None
     return PreprocessOptions(
@@ -97,8 +96,8 @@ def drop_chosen(services, selection: str, names: Sequence[str] | None) -> Reply:
 
 def available_taggers(services) -> list:
     """The host's taggers, plus WD14 folders under ``<output_root>/taggers`` it did not list."""
-    from ..host.standalone import TAGGERS_FOLDER, find_wd14_folders
     from ..datasets.taggers import WD14Tagger
+    from ..host.standalone import TAGGERS_FOLDER, find_wd14_folders
 
     taggers = list(services.host.taggers())
     known = {t.name for t in taggers}
@@ -119,7 +118,8 @@ def tagger_choices(services) -> Reply:
     return Reply(notice, (choices(names, names[0] if names else None),))
 
 
-def run_autotag(services, selection: str, tagger_name: str, threshold, *form, progress: ProgressFn | None = None) -> Reply:
+def run_autotag(services, selection: str, tagger_name: str, threshold, *form,
+                progress: ProgressFn | None = None) -> Reply:
     """Tag the uploaded images, then preprocess again so the tags reach the captions."""
     version = require_version(services, selection)
     tagger = _tagger(services, tagger_name, threshold)

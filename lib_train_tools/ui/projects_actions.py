@@ -57,7 +57,8 @@ def create_project(services, name: str) -> Reply:
 
 def rename_project(services, project: str | None, new_name: str) -> Reply:
     renamed = services.store.rename_project(_required(project, "project"), new_name or "")
-    return Reply(ok(f"renamed project {project!r} to {renamed.name!r}"), picker_state(services, renamed.name, clear_name=True))
+    notice = ok(f"renamed project {project!r} to {renamed.name!r}")
+    return Reply(notice, picker_state(services, renamed.name, clear_name=True))
 
 
 def delete_project(services, project: str | None) -> Reply:
@@ -73,7 +74,8 @@ def create_version(services, project: str | None, name: str) -> Reply:
 
 
 def rename_version(services, project: str | None, version: str | None, new_name: str) -> Reply:
-    renamed = services.store.rename_version(_required(project, "project"), _required(version, "version"), new_name or "")
+    project, version = _required(project, "project"), _required(version, "version")
+    renamed = services.store.rename_version(project, version, new_name or "")
     notice = ok(f"renamed version {version!r} to {renamed.name!r}")
     return Reply(notice, picker_state(services, renamed.project, renamed.name, clear_name=True))
 

@@ -139,7 +139,8 @@ def pick_from_gallery(services, selection: str, index, _value=None) -> Reply:
     return Reply(None, (Update.of(value=items[index].stem), items[index].caption))
 
 
-def pick_from_table(services, selection: str, filter_text: str, current: Sequence[str] | None, index, _value=None) -> Reply:
+def pick_from_table(services, selection: str, filter_text: str, current: Sequence[str] | None, index,
+                    _value=None) -> Reply:
     """A click on any cell of a tag-table row adds that row's tag to the chosen tags."""
     row = index[0] if isinstance(index, (list, tuple)) and index else index
     rows = tag_table(require_version(services, selection), filter_text).rows

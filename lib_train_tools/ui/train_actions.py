@@ -57,7 +57,8 @@ def _applied(services, version: VersionPaths, settings: Mapping[str, Any]) -> tu
     titles = list(checkpoints)
     values = tuple(_field_value(f, settings, version, titles) for f in form_fields())
     arch = architecture_text(checkpoints, settings.get("base_model"))
-    return values + (_html(arch), steps_html(version, settings), check_html(settings), advanced_toml(settings))
+    check = check_html(services, settings)
+    return values + (_html(arch), steps_html(version, settings), check, advanced_toml(settings))
 
 
 def train_view(services, selection: str | None) -> Reply:
@@ -85,7 +86,7 @@ def save_field(services, selection: str, name: str, raw: Any) -> Reply:
         note = f"; the training folder is now {renamed}" if renamed else ""
     shown = "unset" if value is None else repr(value)
     notice = ok(f"{name} = {shown} saved for {version.project}/{version.name}{note}")
-    return Reply(notice, (check_html(settings),) + _extra_outputs(services, name, settings))
+    return Reply(notice, (check_html(services, settings),) + _extra_outputs(services, name, settings))
 
 
 def extra_output_names(name: str) -> tuple[str, ...]:
@@ -131,10 +132,23 @@ def _max_steps(settings: Mapping[str, Any]) -> Any:
     return settings.get("max_train_steps") or get_param("max_train_steps").default
 
 
-def check_html(settings: Mapping[str, Any]) -> str:
+def base_family(services, settings: Mapping[str, Any]) -> str | None:
+    """sd1, sd2 or sdxl for the chosen base model; None when none is chosen or it cannot be read."""
+    if not settings.get("base_model"):
+        return None
+    from ..models.loader import load_architecture
+
+    path = checkpoint_map(services).get(settings["base_model"], settings["base_model"])
+    try:
+        return load_architecture(path).family
+    except Exception:  # the architecture line already says why the file cannot be read
+        return None
+
+
+def check_html(services, settings: Mapping[str, Any]) -> str:
     problems, warnings = settings_problems(settings)
     parts = [_list("These settings cannot train yet", problems, "refused"), _list("Notes", warnings, "info")]
-    estimate = vram_text(settings)
+    estimate = vram_text(settings, base_family(services, settings))
     if estimate:
         parts.insert(0, _html(estimate))
     if not problems:

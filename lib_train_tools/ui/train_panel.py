@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from . import train_actions as actions
-from .compat import latest_only, save_listeners
+from .compat import latest_only, save_events
 from .projects_panel import REFRESH_SYMBOL
 from .train_form import SECTIONS, STEP_FIELDS, Field, display_value, form_fields
 from .wiring import PanelContext, wire
@@ -41,15 +41,17 @@ def build_train_panel(ctx: PanelContext) -> TrainPanel:
         if not in_section:
             continue
         with gr.Accordion(section, open=index < OPEN_SECTIONS):
-            for start in range(0, len(in_section), FIELDS_PER_ROW):
+            for field in [f for f in in_section if f.kind == "checkpoint"]:
                 with gr.Row():
-                    for field in in_section[start:start + FIELDS_PER_ROW]:
+                    components[field.name] = _component(field)
+                    extras["refresh_models"] = gr.Button(REFRESH_SYMBOL, elem_id="tt_refresh_models", scale=0,
+                                                         min_width=48)
+                    extras["architecture"] = gr.HTML(elem_id="tt_architecture")
+            others = [f for f in in_section if f.kind != "checkpoint"]
+            for start in range(0, len(others), FIELDS_PER_ROW):
+                with gr.Row():
+                    for field in others[start:start + FIELDS_PER_ROW]:
                         components[field.name] = _component(field)
-                        if field.kind == "checkpoint":
-                            extras["refresh_models"] = gr.Button(REFRESH_SYMBOL, elem_id="tt_refresh_models",
-                                                                 scale=0, min_width=48)
-            if "base_model" in {f.name for f in in_section}:
-                extras["architecture"] = gr.HTML(elem_id="tt_architecture")
     extras.update(_advanced_box())
     extras.update(_preset_box())
     extras.setdefault("architecture", gr.HTML(visible=False))
@@ -110,9 +112,9 @@ def _wire(ctx: PanelContext, panel: TrainPanel) -> None:
     wire(sel.change, lambda s: actions.train_view(services, s), [sel], view_out, status=status)
     for field in panel.fields:
         extra_out = [ex.get(n) or comps[n] for n in actions.extra_output_names(field.name)]
-        for listener, kwargs in save_listeners(comps[field.name], field.kind):
-            wire(listener, _saver(services, field.name), [sel, comps[field.name]], [ex["check"]] + extra_out,
-                 status=status, show_progress=False, listener_kwargs=kwargs)
+        for event, kwargs in save_events(field.kind):
+            wire(getattr(comps[field.name], event), _saver(services, field.name), [sel, comps[field.name]],
+                 [ex["check"]] + extra_out, status=status, show_progress=False, listener_kwargs=kwargs)
     step_inputs = [comps.get(name) for name in STEP_FIELDS]
     present = [c for c in step_inputs if c is not None]
     for component in present:

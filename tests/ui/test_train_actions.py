@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from lib_train_tools.projects import load_settings, update_settings
@@ -76,6 +78,8 @@ def test_base_model_architecture_is_detected(services, selection):
     assert choices.get("choices") == ["family/tiny.safetensors"]
     reply = actions.save_field(services, selection, "base_model", "family/tiny.safetensors")
     assert "Detected: SD1.x" in reply.values[1]
+    if "memory_estimate" in str(sys.modules.get("lib_train_tools.train.memory_estimate")):
+        assert "Estimated VRAM: about" in reply.values[0]
     bad = actions.save_field(services, selection, "base_model", "missing.safetensors")
     assert "Cannot read missing.safetensors" in bad.values[1]
 
