@@ -30,8 +30,8 @@ def build_ui(services) -> gr.Blocks:
             with gr.Tabs(elem_id="tt_tabs"):
                 with gr.Tab("Dataset", elem_id="tt_tab_dataset"):
                     build_dataset_panel(ctx)
-                with gr.Tab("Train", elem_id="tt_tab_train"):
-                    build_train_panel(ctx)
+                with gr.Tab("Train", elem_id="tt_tab_train") as train_tab:
+                    build_train_panel(ctx, train_tab)
                     build_progress_panel(ctx)  # the queue, progress and "Begin train" (coming)
                 with gr.Tab("Results", elem_id="tt_tab_results"):
                     build_results_panel(ctx)  # runs, previews and publishing (coming)

@@ -29,7 +29,8 @@ class TrainPanel:
     extras: dict[str, Any]
 
 
-def build_train_panel(ctx: PanelContext) -> TrainPanel:
+def build_train_panel(ctx: PanelContext, tab: Any = None) -> TrainPanel:
+    """The settings form; opening ``tab`` reloads it (the tag editor may have set keep_tokens)."""
     fields = form_fields()
     components: dict[str, Any] = {}
     extras: dict[str, Any] = {}
@@ -56,7 +57,7 @@ def build_train_panel(ctx: PanelContext) -> TrainPanel:
     extras.update(_preset_box())
     extras.setdefault("architecture", gr.HTML(visible=False))
     panel = TrainPanel(fields, components, extras)
-    _wire(ctx, panel)
+    _wire(ctx, panel, tab)
     return panel
 
 
@@ -103,13 +104,15 @@ def _preset_box() -> dict[str, Any]:
             "preset_name": name, "save_preset": save, "other_versions": other, "copy_settings": copy}
 
 
-def _wire(ctx: PanelContext, panel: TrainPanel) -> None:
+def _wire(ctx: PanelContext, panel: TrainPanel, tab: Any) -> None:
     services, sel, status = ctx.services, ctx.selection, ctx.status
     comps, ex = panel.components, panel.extras
     ordered = [comps[f.name] for f in panel.fields]
     view_out = ordered + [ex[name] for name in actions.VIEW_EXTRAS]
     applied_out = ordered + [ex[name] for name in actions.APPLIED_EXTRAS]
     wire(sel.change, lambda s: actions.train_view(services, s), [sel], view_out, status=status)
+    if tab is not None:
+        wire(tab.select, lambda s: actions.train_view(services, s), [sel], view_out, status=status)
     for field in panel.fields:
         extra_out = [ex.get(n) or comps[n] for n in actions.extra_output_names(field.name)]
         for event, kwargs in save_events(field.kind):

@@ -144,3 +144,11 @@ def test_view_without_a_selection_shows_defaults(services):
     reply = actions.train_view(services, "")
     assert len(reply.values) == len(names()) + len(actions.VIEW_EXTRAS)
     assert reply.notice is None
+
+
+def test_an_advanced_box_error_reaches_the_status_line(services, selection):
+    from lib_train_tools.ui.wiring import run_handler
+
+    out = run_handler(lambda text: actions.apply_advanced(services, selection, text), ("max_grad_norm = -1",),
+                      len(names()) + len(actions.APPLIED_EXTRAS))
+    assert "tt-error" in out[0] and "max_grad_norm is -1.0, below the minimum 0.0" in out[0]
