@@ -42,7 +42,7 @@ def upload_files(services, selection: str, paths: Sequence[str], replace: bool,
                  progress: ProgressFn | None = None) -> Reply:
     version = require_version(services, selection)
     if not paths:
-        return Reply(ok("no files were given"), (NO_CHANGE,) + (NO_CHANGE,) * 4)
+        return Reply(ok("no files were given"), (NO_CHANGE,) * 5)
     result = upload(version, list(paths), replace=bool(replace), progress=progress)
     services.store.touch(version)
     notice = ok(f"{len(result.added)} file(s) added, {len(result.refused)} refused, {len(result.skipped)} skipped; "
@@ -53,6 +53,8 @@ def upload_files(services, selection: str, paths: Sequence[str], replace: bool,
 def preprocess_options(width, height, mode, anchor, split_ratio, flip, policy, output_format,
                        repeats=None) -> PreprocessOptions:
     """Options from the form (0 or empty split ratio: never split)."""
+    if width in (None, "") or height in (None, ""):
+        raise ValueError("preprocessing needs a width and a height in pixels")
     ratio = float(split_ratio) if split_ratio not in (None, "") and float(split_ratio) > 0 else None
     return PreprocessOptions(
         width=int(width), height=int(height), mode=mode, crop_anchor=anchor, split_ratio=ratio,

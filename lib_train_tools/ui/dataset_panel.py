@@ -7,6 +7,9 @@ the rest of the page stays usable meanwhile.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import gradio as gr
 
 from ..datasets.captions import CAPTION_POLICIES
@@ -61,10 +64,10 @@ def _upload(services, selection, files, replace, progress):
     return type(reply)(reply.notice, reply.values + (None,))  # empty the upload box afterwards
 
 
+@dataclass
 class _PreprocessForm:
-    def __init__(self, inputs: list, button):
-        self.inputs = inputs
-        self.button = button
+    inputs: list  # in the order dataset_actions.preprocess_options takes them
+    button: Any
 
 
 def _preprocess_form() -> _PreprocessForm:

@@ -68,6 +68,8 @@ def test_preprocess_uses_the_repeats_setting(services, selection, tmp_path: Path
 def test_bad_preprocess_options_are_refused(services, processed):
     with pytest.raises(ValueError, match="mode 'stretch'"):
         actions.run_preprocess(services, processed, 64, 64, "stretch", "center", 0, False, "keep", "png")
+    with pytest.raises(ValueError, match="needs a width and a height"):
+        actions.run_preprocess(services, processed, None, 64, "crop", "center", 0, False, "keep", "png")
 
 
 def test_duplicates_are_grouped_and_can_be_dropped(services, selection, tmp_path: Path):
