@@ -11,7 +11,13 @@ Everything else in ``ui/`` uses only what both versions share (``gr.update``, ``
   so the script runs from a page-load event;
 - polling: ``gr.Timer`` in gradio 4.40, ``every=`` on a load event in gradio 3;
 - gradio 4.40 copies every file it serves into its cache; gradio 3 serves temporary copies as
-  well, but both need the output root in ``allowed_paths`` for direct links.
+  well, but both need the output root in ``allowed_paths`` for direct links;
+- ``gr.Number`` has a ``blur`` event in gradio 3 only, so fields save on different events
+  (``save_events``);
+- ``gr.Dataframe`` in gradio 3 drops the headers of an empty list of rows, so tables go out as
+  pandas frames (``to_gradio``);
+- both versions find ``gr.Progress`` and ``gr.SelectData`` parameters by inspecting the event
+  function's signature, so wrappers get an explicit one (``event_fn``).
 """
 
 from __future__ import annotations
