@@ -64,3 +64,14 @@ def test_progress_callback_drives_a_tracker(done, total, expected):
     compat.progress_callback(lambda fraction, desc: seen.append((fraction, desc)))(done, total, "x.png")
     assert seen == [(expected, f"{done}/{total} x.png")]
     compat.progress_callback(None)(1, 2, "ignored")  # no tracker: nothing happens
+
+
+def test_the_queue_runs_several_events_at_once():
+    """gradio 3's queue defaults to one worker for the whole page: a long action would block the rest."""
+    with gr.Blocks() as demo:
+        gr.Button().click(lambda: None)
+    compat.enable_queue(demo, 8)
+    if compat.IS_GRADIO_4:
+        assert demo._queue.default_concurrency_limit == 8
+    else:
+        assert demo._queue.max_thread_count == 8
