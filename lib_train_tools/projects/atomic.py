@@ -31,10 +31,18 @@ class LockTimeout(TimeoutError):
     """Another process held the lock for longer than the timeout."""
 
 
+TEMP_NAME_BYTES = 200  # of the target's name kept in a temporary name (a name may have up to 255)
+
+
 def temporary_sibling(path: str | os.PathLike) -> Path:
-    """A hidden, unique name next to ``path`` for writing before the rename."""
+    """A hidden, unique name next to ``path`` for writing before the rename.
+
+    It starts with (at most ``TEMP_NAME_BYTES`` of) the target's name, so a leftover says what it
+    was, and stays within the 255-byte file-name limit even for the longest target names.
+    """
     target = Path(path)
-    return target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    name = target.name.encode("utf-8")[:TEMP_NAME_BYTES].decode("utf-8", "ignore")
+    return target.with_name(f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
 
 
 @contextlib.contextmanager
