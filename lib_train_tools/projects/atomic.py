@@ -78,6 +78,34 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
 
 
+def create_json_once(path: str | os.PathLike, data: Any) -> bool:
+    """Write ``data`` as JSON to ``path`` only if no file is there; False when one already was.
+
+    The complete file is linked into place, so of processes racing to create it the first wins and
+    every reader sees a whole file. Where hard links are not supported it falls back to a rename.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(target)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write((json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links on this file system
+            if target.exists():
+                return False
+            os.replace(tmp, target)
+        return True
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:
     """Read a JSON file; ``default`` when it does not exist. A corrupt file raises ``ValueError``."""
     try:

@@ -227,3 +227,31 @@ def test_renames_and_copies_to_bad_names_change_nothing(store: Store, bad: str, 
     after = sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if ".locks" not in p.parts)
     assert after == before
     assert (store.version("p", "v1").origin / "a.png").read_bytes() == b"img"
+
+
+def test_a_hand_made_version_gets_one_id_even_when_processes_race(store: Store, monkeypatch):
+    store.create_project("p")
+    folder = store.root / "projects" / "p" / "versions" / "copied by hand"
+    (folder / "dataset" / "origin").mkdir(parents=True)
+    first = store.version("p", "copied by hand")
+    assert len(first.version_id) == 32 and first.lock_file.name == f"{first.version_id}.lock"
+    assert store.version("p", "copied by hand").version_id == first.version_id
+    # Another process wrote version.json after this one found none: its id must win, not a new one.
+    import lib_train_tools.projects.storage as storage
+
+    (folder / "version.json").unlink()
+    real_read = storage.read_json
+    calls = []
+
+    def read_late(path, default=None):
+        calls.append(path)
+        if len(calls) == 1:
+            storage.atomic_write_json(path, {"name": "copied by hand", "id": "f" * 32, "created_at": 1.0,
+                                             "updated_at": 1.0})
+            return default  # what this process saw just before the other one wrote
+        return real_read(path, default)
+
+    monkeypatch.setattr(storage, "read_json", read_late)
+    assert store.version("p", "copied by hand").version_id == "f" * 32
+    monkeypatch.undo()
+    assert store.version("p", "copied by hand").version_id == "f" * 32
