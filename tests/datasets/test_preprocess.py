@@ -11,8 +11,8 @@ from PIL import Image
 from lib_train_tools.datasets.autotag import autotag
 from lib_train_tools.datasets.preprocess import PreprocessOptions, preprocess
 from lib_train_tools.datasets.repeats import set_repeats
-from lib_train_tools.datasets.taggers import InterrogatorTagger
 from lib_train_tools.datasets.tag_curation import prune_tags
+from lib_train_tools.datasets.taggers import InterrogatorTagger
 
 from .conftest import caption_for, noise_image, tree_hashes
 

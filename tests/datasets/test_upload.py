@@ -13,8 +13,8 @@ import pytest
 
 from lib_train_tools.datasets.image_checks import ImageLimits, ImageRejected, check_image_bytes
 from lib_train_tools.datasets.origin_files import drop_images, list_origin
-from lib_train_tools.datasets.safe_zip import ZipLimits
 from lib_train_tools.datasets.preprocess import PreprocessOptions, preprocess
+from lib_train_tools.datasets.safe_zip import ZipLimits
 from lib_train_tools.datasets.upload import upload
 
 from .conftest import noise_image, tree_hashes

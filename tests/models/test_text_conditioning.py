@@ -152,9 +152,8 @@ def _seeded(config: TextEncoderConfig, seed: int) -> CLIPTextModel:
 
 
 def _diffusers_unet(diffusers, config, seed: int):
-    from tests.models.test_unet import _randomize, _twin
-
     from lib_train_tools.models.unet import UNetModel
+    from tests.models.test_unet import _randomize, _twin
 
     ours = _randomize(UNetModel(config).eval(), seed=seed)
     return ours, _twin(diffusers, ours)
@@ -162,11 +161,10 @@ def _diffusers_unet(diffusers, config, seed: int):
 
 @pytest.mark.parametrize("family", ["sd1", "sd2"])
 def test_sd_context_with_clip_skip_matches_diffusers_pipeline(diffusers, hf_vocab, family):
-    from tests.models.test_clip import _hf_twin
-
     from lib_train_tools.models.clip import TINY_OPENCLIP_H
     from lib_train_tools.models.tokenizer import CLIP_L_PAD_TOKEN_ID, OPEN_CLIP_PAD_TOKEN_ID, ClipTokenizer
     from lib_train_tools.models.unet import TINY_SD1_UNET, TINY_SD2_UNET
+    from tests.models.test_clip import _hf_twin
 
     config, pad_id, pad, unet_config = {
         "sd1": (TINY_CLIP_L, CLIP_L_PAD_TOKEN_ID, "<|endoftext|>", TINY_SD1_UNET),
@@ -193,10 +191,9 @@ def test_sd_context_with_clip_skip_matches_diffusers_pipeline(diffusers, hf_voca
 
 
 def test_sdxl_context_pooled_size_ids_and_unet_match_diffusers_pipeline(diffusers, hf_vocab):
-    from tests.models.test_clip import _hf_twin
-
     from lib_train_tools.models.tokenizer import CLIP_L_PAD_TOKEN_ID, OPEN_CLIP_PAD_TOKEN_ID, ClipTokenizer
     from lib_train_tools.models.unet import TINY_SDXL_UNET, sdxl_size_embedding
+    from tests.models.test_clip import _hf_twin
 
     te1, te2 = _seeded(TINY_CLIP_L, 5), _seeded(TINY_OPENCLIP_BIGG, 6)
     unet, unet_twin = _diffusers_unet(diffusers, TINY_SDXL_UNET, seed=7)

@@ -237,7 +237,7 @@ def test_a_hand_made_version_gets_one_id_even_when_processes_race(store: Store, 
     assert len(first.version_id) == 32 and first.lock_file.name == f"{first.version_id}.lock"
     assert store.version("p", "copied by hand").version_id == first.version_id
     # Another process wrote version.json after this one found none: its id must win, not a new one.
-    import lib_train_tools.projects.storage as storage
+    from lib_train_tools.projects import storage
 
     (folder / "version.json").unlink()
     real_read = storage.read_json
