@@ -1,9 +1,9 @@
 """What the UI and the HTTP API work with: the host, the project store and the job queue.
 
 ``create_services(host)`` builds the store at ``host.output_root()`` and the job queue at
-``<output_root>/jobs`` with hooks that tell the host when training starts and ends. The queue is
-built only when the ``jobs`` package is installed; until then ``queue`` is None and the UI says
-that training from the tab is not available yet.
+``<output_root>/jobs`` with the hooks of ``run_hooks.py`` (the host's model freed and reloaded;
+a completed run pruned, published and previewed as the settings say). The queue is built only
+when the ``jobs`` package is installed; otherwise ``queue`` is None and the UI says so.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def create_services(host: Host, start_queue: bool = True) -> Services:
     root = Path(host.output_root())
     root.mkdir(parents=True, exist_ok=True)
     store = Store(root)
-    queue = _build_queue(host, root / JOBS_FOLDER, start_queue)
+    queue = _build_queue(host, store, root / JOBS_FOLDER, start_queue)
     return Services(host, store, queue)
 
 
@@ -53,16 +53,16 @@ def jobs_available() -> bool:
     return importlib.util.find_spec(f"{__package__}.jobs") is not None
 
 
-def _build_queue(host: Host, root: Path, start: bool) -> Any:
+def _build_queue(host: Host, store: Store, root: Path, start: bool) -> Any:
     if not jobs_available():
         return None
     from .jobs.launcher import TrainerLauncher
     from .jobs.queue import JobHooks, JobQueue
+    from .run_hooks import RunHooks
 
-    hooks = JobHooks(before_job=lambda job: host.before_training(),
-                     after_job=lambda job, progress: host.after_training())
-    launcher = TrainerLauncher(python=host.python_executable())
-    queue = JobQueue(root, launcher, hooks=hooks)
+    run_hooks = RunHooks(host, store)
+    hooks = JobHooks(before_job=run_hooks.before_job, after_job=run_hooks.after_job)
+    queue = JobQueue(root, TrainerLauncher(python=host.python_executable()), hooks=hooks)
     if start:
         queue.start()
     return queue

@@ -70,10 +70,12 @@ class StandaloneHost:
 
     def preview_renderer(self):
         try:
-            from ..results.preview import OwnSamplerRenderer
+            from ..results.own_renderer import OwnSamplerRenderer
         except ImportError as exc:
             return _UnavailableRenderer(f"the results package is not installed ({exc})")
-        return OwnSamplerRenderer()
+        import torch
+
+        return OwnSamplerRenderer(device="cuda" if torch.cuda.is_available() else "cpu")
 
     def settings(self) -> HostSettings:
         return self._settings

@@ -56,7 +56,7 @@ def test_wd14_tagger_folders(tmp_path: Path, flag: bool):
 def test_preview_renderer_is_the_own_sampler_or_says_why_not(tmp_path: Path):
     renderer = StandaloneHost(tmp_path / "out", tmp_path / "models").preview_renderer()
     try:
-        import lib_train_tools.results.preview  # noqa: F401
+        import lib_train_tools.results.own_renderer  # noqa: F401
     except ImportError:
         with pytest.raises(PreviewUnavailable, match="not available yet"):
             renderer.render(object())
