@@ -25,7 +25,7 @@ def build_ui(services) -> gr.Blocks:
         with gr.Column(elem_id=ROOT_ELEM_ID):
             status = gr.HTML(elem_id="tt_status", elem_classes=["tt-status"])
             selection = gr.Textbox(visible=False, elem_id="tt_selection")
-            ctx = PanelContext(services, selection, status)
+            ctx = PanelContext(services, selection, status, demo)
             build_projects_panel(ctx, demo)
             with gr.Tabs(elem_id="tt_tabs"):
                 with gr.Tab("Dataset", elem_id="tt_tab_dataset"):

@@ -2,8 +2,8 @@
 
 Placeholder: another change adds the job queue's panel here. ``build_progress_panel`` is called
 by ``app.py`` below the Train settings and gets the same ``PanelContext`` as every panel (the
-services, the ``project/version`` selection box and the status line); use ``compat.poll`` for
-live updates so that both gradio versions work.
+services, the ``project/version`` selection box, the status line and the page's Blocks); use
+``compat.poll(ctx.demo, ...)`` for live updates so that both gradio versions work.
 """
 
 from __future__ import annotations

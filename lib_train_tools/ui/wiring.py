@@ -26,6 +26,7 @@ class PanelContext:
     services: Any
     selection: Any  # hidden gr.Textbox holding "<project>/<version>" (empty when none)
     status: Any  # gr.HTML status line
+    demo: Any = None  # the page's gr.Blocks (for load events and compat.poll)
 
 
 def run_handler(handler: Callable[..., Reply], args: tuple, n_outputs: int) -> list:
