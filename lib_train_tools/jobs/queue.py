@@ -216,9 +216,10 @@ class JobQueue:
             self.progress_by_id.pop(job_id, None)
             self._save_index()
             self.changed.notify_all()
+            queued = job.copy()  # as queued: the worker may start it as soon as the lock is released
         append_log(job.log_file, f"resuming from {job.resume_from}")
         self._kick()
-        return job.copy()
+        return queued
 
     # ----- running -----
     def start(self) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from ..projects.atomic import atomic_path, atomic_write_text
-from ..projects.names import MAX_NAME_CHARS, InvalidNameError, validate_name
+from ..projects.names import MAX_NAME_BYTES, MAX_NAME_CHARS, InvalidNameError, validate_name
 from .lora_info import SD_VERSIONS, LoraInfoError, read_lora_info
 
 LORA_SUFFIX = ".safetensors"
@@ -126,11 +126,10 @@ def free_name(lora_dir: Path, base: str) -> str:
 
 def default_publish_name(project: str, version: str) -> str:
     """``<project>-<version>``, shortened so that a numbered suffix still fits the name rules."""
-    name = f"{project}-{version}"
-    limit = MAX_NAME_CHARS - _SUFFIX_ROOM
-    if len(name) > limit:
-        name = name[:limit].rstrip(" .")
-    return validate_lora_name(name)
+    name = f"{project}-{version}"[:MAX_NAME_CHARS - _SUFFIX_ROOM]
+    while len(name.encode("utf-8")) > MAX_NAME_BYTES - _SUFFIX_ROOM:  # Japanese: 3 bytes a character
+        name = name[:-1]
+    return validate_lora_name(name.rstrip(" ."))
 
 
 def auto_publish(final_file: Path, lora_dir: Path, project: str, version: str, *, activation_text: str = "",

@@ -120,6 +120,9 @@ def test_auto_publish_names(lora_files, lora_dir) -> None:
     assert json.loads((lora_dir / "プロジェクト-v1.json").read_text(encoding="utf-8"))["activation text"] == "sks"
     long_name = default_publish_name("p" * 60, "v" * 60)
     assert len(long_name) == 76 and long_name.startswith("p" * 60 + "-")
+    japanese = default_publish_name("猫" * 50, "版" * 20)  # 71 characters, 213 bytes in UTF-8
+    assert len(japanese.encode("utf-8")) <= 196 and japanese.startswith("猫" * 50 + "-")
+    assert free_name(lora_dir, japanese) == japanese
 
 
 def test_default_notes() -> None:
