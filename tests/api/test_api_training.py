@@ -75,12 +75,13 @@ def test_train_and_publish_through_the_api(api):
 
     [run] = client.get(f"{base}/runs").json()
     assert run["name"] == job["run_name"] and run["final"] is not None
+    # the run hooks published the final file as 猫-v1 (auto-publish is on by default); Publish
+    # through the API then takes the next free name
+    assert (tmp_path / "Lora" / "猫-v1.safetensors").is_file()
     published = client.post(f"{P}/publish", json={"project": "猫", "version": "v1", "run": run["name"]})
     assert published.status_code == 201, published.text
-    assert published.json()["name"] == "猫-v1"
-    lora = tmp_path / "Lora" / "猫-v1.safetensors"
-    assert lora.is_file()
-    card = json.loads((tmp_path / "Lora" / "猫-v1.json").read_text(encoding="utf-8"))
+    assert published.json()["name"] == "猫-v1-2"
+    card = json.loads((tmp_path / "Lora" / "猫-v1-2.json").read_text(encoding="utf-8"))
     assert card["activation text"] == "ttcat" and card["sd version"] == "SD1"
     again = client.post(f"{P}/publish", json={"project": "猫", "version": "v1", "run": run["name"], "name": "猫-v1"})
     assert again.status_code == 409 and "already exists" in again.json()["detail"]
