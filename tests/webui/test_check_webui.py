@@ -38,6 +38,21 @@ def test_log_check_flags_lora_problems(tmp_path):
         check_webui.check_log(log, offset)
 
 
+def test_log_check_tells_refused_nan_images_from_other_tracebacks(tmp_path):
+    log = tmp_path / "webui.log"
+    nan_block = ("*** API error: POST: /sdapi/v1/txt2img {'error': 'NansException'}\n"
+                 "    Traceback (most recent call last):\n      File \"x\", line 1\n    anyio.EndOfStream\n\n"
+                 "    During handling of the above exception, another exception occurred:\n\n"
+                 "    Traceback (most recent call last):\n      File \"y\", line 2\n"
+                 "    modules.devices.NansException: A tensor with NaNs was produced in Unet.\n"
+                 "---\nINFO:     127.0.0.1 - \"POST /sdapi/v1/txt2img HTTP/1.1\" 500\n")
+    log.write_text(nan_block)
+    assert "2 NansException tracebacks" in check_webui.check_log(log, 0)[0]
+    log.write_text(nan_block + "Traceback (most recent call last):\n  File \"z\"\nKeyError: 'lora'\n")
+    with pytest.raises(check_webui.CheckFailed, match="Traceback"):
+        check_webui.check_log(log, 0)
+
+
 @pytest.mark.skipif(not os.environ.get("TRAIN_TOOLS_WEBUI_URL"),
                     reason="no WebUI configured (set TRAIN_TOOLS_WEBUI_URL, see tests/webui/check_webui.py)")
 def test_train_tools_inside_a_running_webui():
