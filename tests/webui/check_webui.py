@@ -383,9 +383,22 @@ def _preview(webui: WebUI, project: str, run: str, base_title: str, other: str |
         txt2img(webui, "a photo")           # load it, so the preview has to switch
         notes.append(f"the WebUI's model was set to {other!r} before the preview")
     offset = log.stat().st_size if log and log.exists() else 0
-    result = webui.json("POST", f"{API}/previews", {
-        "project": project, "version": "v1", "run": run, "prompt": prompt, "weights": [0, 1],
-        "seeds": [1234], "steps": 2, "width": 64, "height": 64, "sampler": "euler"})
+    result, skipped = None, []
+    for candidate in (prompt,) + tuple(p for p in PROMPTS if p != prompt):
+        status, body = webui.call("POST", f"{API}/previews", {
+            "project": project, "version": "v1", "run": run, "prompt": candidate, "weights": [0, 1],
+            "seeds": [1234], "steps": 2, "width": 64, "height": 64, "sampler": "euler"})
+        if status == 500 and b"NansException" in body:
+            skipped.append(candidate)          # a cell was refused as all-NaN (random-weight checkpoint)
+            continue
+        if status != 201:
+            raise CheckFailed(f"POST {API}/previews -> {status}: {body[:300].decode('utf-8', 'replace')}")
+        result = json.loads(body)
+        break
+    if result is None:
+        raise CheckFailed(f"every preview prompt had an all-NaN cell: {skipped}")
+    if skipped:
+        notes.append(f"prompts skipped for an all-NaN cell (random-weight checkpoint): {skipped}")
     cells = result["cells"]
     notes.append(f"grid {result['grid']} with {len(cells)} cells "
                  f"({sorted({Path(c['checkpoint']).name for c in cells})} x weights 0, 1)")
