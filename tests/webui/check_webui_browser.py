@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The Train Tools tab in a real browser inside a running WebUI (A1111: gradio 3, Forge: gradio 4).
 
-    python tests/webui/check_webui_browser.py --url http://127.0.0.1:7861 [--out DIR]
+    python tests/webui/check_webui_browser.py --url http://127.0.0.1:7861 [--out DIR] [--user U --password P]
 
 Playwright drives Debian's headless chromium (``/usr/bin/chromium``; nothing is downloaded):
 opens the WebUI, clicks the *Train Tools* tab, creates a project and a version with the tab's own
@@ -15,6 +15,7 @@ TRAIN_TOOLS_WEBUI_URL is set and chromium is installed.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -29,13 +30,16 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 TIMEOUT_MS = 120_000   # a loaded 2-core machine; the WebUI page is large
 
 
-def _projects(url: str) -> list[str]:
+def _projects(url: str, credentials: str | None) -> list[str]:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(f"{url}/train-tools/v1/projects", timeout=60) as answer:
+    request = urllib.request.Request(f"{url}/train-tools/v1/projects")
+    if credentials:
+        request.add_header("Authorization", "Basic " + base64.b64encode(credentials.encode()).decode())
+    with opener.open(request, timeout=60) as answer:
         return [p["name"] for p in json.loads(answer.read())]
 
 
-def run(url: str, out: Path) -> list[str]:
+def run(url: str, out: Path, credentials: str | None = None) -> list[str]:
     from playwright.sync_api import expect, sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
@@ -78,7 +82,7 @@ def run(url: str, out: Path) -> list[str]:
         notes.append("Settings -> Train Tools shows the section's options")
         page.screenshot(path=str(out / "04-settings.png"))
         browser.close()
-    if project not in _projects(url):
+    if project not in _projects(url, credentials):
         raise AssertionError(f"{project} is not in /train-tools/v1/projects after creating it in the tab")
     notes.append(f"/train-tools/v1/projects lists {project!r}")
     ours = [e for e in errors if re.search(r"train[_ -]?tools|tt_", e, re.IGNORECASE)]
@@ -93,11 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=os.environ.get("TRAIN_TOOLS_WEBUI_URL"))
     parser.add_argument("--out", default="test-artifacts/webui-browser")
+    parser.add_argument("--user", default=os.environ.get("TRAIN_TOOLS_WEBUI_USER"))
+    parser.add_argument("--password", default=os.environ.get("TRAIN_TOOLS_WEBUI_PASSWORD"))
     args = parser.parse_args(argv)
     if not args.url:
         parser.error("--url (or TRAIN_TOOLS_WEBUI_URL) is required")
     try:
-        for line in run(args.url.rstrip("/"), Path(args.out)):
+        credentials = f"{args.user}:{args.password or ''}" if args.user else None
+        for line in run(args.url.rstrip("/"), Path(args.out), credentials):
             print(f"PASS browser: {line}", flush=True)
     except Exception as exc:  # report and fail; the screenshots so far stay in --out
         print(f"FAIL browser: {type(exc).__name__}: {exc}", flush=True)
