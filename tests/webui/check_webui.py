@@ -289,6 +289,18 @@ def _wait_until(condition, timeout: float, message: str) -> None:
         time.sleep(0.5)
 
 
+def check_unload_messages(log: Path | None, offset: int) -> str:
+    """With the unload setting on, the adapter says in the console what it did around the job."""
+    if log is None:
+        return "no --log given: unload messages not checked"
+    text = log.read_bytes()[offset:].decode("utf-8", "replace")
+    said = [line.strip() for line in text.splitlines() if line.startswith("[Train Tools]")
+            and ("checkpoint" in line or "models from VRAM" in line)]
+    if not said:
+        raise CheckFailed("the unload setting was on but the console shows no unload message")
+    return " / ".join(said)
+
+
 def check_published(webui: WebUI, name: str, lora_dir: Path | None, ui: bool) -> list[str]:
     notes = []
     webui.call("POST", "/sdapi/v1/refresh-loras")
@@ -497,10 +509,15 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = args.checkpoint or next((c["title"] for c in checkpoints if "sd15" in c["title"]),
                                          checkpoints[0]["title"] if checkpoints else None)
     project = f"ttcheck-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.unload:
+        step("(b) unload setting", lambda: str(webui.json("POST", "/sdapi/v1/options", {"train_tools_unload_model": True})))
     job = step("(b) submit", lambda: train(webui, checkpoint, args.size, project))
     if job and args.reload_ui:
         step("(b) reload UI while training", lambda: reload_ui_during(webui, job, args.timeout))
     finished = step("(b) training", lambda: _completed(wait_for(webui, job, args.timeout), webui)) if job else None
+    if args.unload:
+        step("(b) unload around the job", lambda: check_unload_messages(log, offset))
+        webui.call("POST", "/sdapi/v1/options", {"train_tools_unload_model": False})
     name = f"ttcheck_{uuid.uuid4().hex[:8]}"
     published = None
     if finished:
@@ -543,6 +560,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--other-checkpoint", default=os.environ.get("TRAIN_TOOLS_WEBUI_OTHER_CHECKPOINT"),
                         help="a second checkpoint: selected before the preview, must be selected after it")
     parser.add_argument("--skip-preview", action="store_true")
+    parser.add_argument("--unload", action="store_true",
+                        help="turn the unload-model setting on for the job (and off after it)")
     parser.add_argument("--reload-ui", action="store_true",
                         help="press Reload UI while the job trains (UI mode only)")
     parser.add_argument("--size", type=int, default=64)
