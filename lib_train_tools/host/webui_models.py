@@ -53,4 +53,4 @@ class ModelUnloader:
             if sd_models.model_data.sd_model is not model:
                 return "the WebUI loaded another checkpoint meanwhile; left as it is"
             sd_models.send_model_to_device(model)
-            return "moved the WebUI's checkpoint back to the GPU"
+            return "moved the WebUI's checkpoint back to its device for generating"
