@@ -45,10 +45,11 @@ def form_values(settings: Mapping[str, Any] | None, run: RunInfo | None) -> tupl
             found["width"], found["height"], DEFAULT_WEIGHTS)
 
 
-def epoch_choices(run: RunInfo | None):
-    """Every LoRA file of the run, all chosen (rows of the grid)."""
+def epoch_choices(run: RunInfo | None, keep: Sequence[str] | None = None):
+    """Every LoRA file of the run (rows of the grid): those of ``keep`` still there, else all chosen."""
     names = [c.path.name for c in run.all_checkpoints] if run else []
-    return choices(names, names)
+    kept = [n for n in names if n in set(keep or ())]
+    return choices(names, kept or names)
 
 
 def parse_numbers(text: Any, what: str, kind: type) -> list:

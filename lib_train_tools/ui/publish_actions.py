@@ -47,6 +47,15 @@ def form_values(services, version: VersionPaths | None, run: RunInfo | None) -> 
             + ("", "", hidden, hidden, ""))
 
 
+def refreshed(services, version: VersionPaths, run: RunInfo, checkpoint: str | None) -> tuple:
+    """After reading the run again: what the user typed stays; only the file list is new (the
+    whole form is made again when the chosen file is gone)."""
+    names = [c.path.name for c in run.all_checkpoints]
+    if checkpoint not in names:
+        return form_values(services, version, run)
+    return (choices(names, checkpoint),) + (NO_CHANGE,) * (len(FORM) - 1)
+
+
 def notes_for(version: VersionPaths, run: RunInfo, checkpoint: str) -> str:
     found = _checkpoint(run, checkpoint)
     return default_notes(version.project, version.name, run.name, epoch=found.epoch, steps=found.step)

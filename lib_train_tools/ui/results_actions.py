@@ -55,14 +55,22 @@ def run_view(services, selection: str | None, run_name: str | None) -> Reply:
     return Reply(None, _run_values(version, list_runs(version), run) + _run_tail(services, version, run))
 
 
-def refresh(services, selection: str | None, run_name: str | None) -> Reply:
-    """Read the runs again (a run may have finished); keep the chosen run when it is still there."""
+def refresh(services, selection: str | None, run_name: str | None, epochs: list[str] | None = None,
+            folder: str | None = None, checkpoint: str | None = None) -> Reply:
+    """Read the runs again (a run may have finished or saved another epoch). The chosen run stays
+    when it is still there, and so do the ticked epochs, the shown grid and the publish form
+    (only the list of its files is updated); otherwise the newest run is shown afresh."""
     if not parse_selection(selection):
         return Reply(None, _run_values(None, [], None) + _run_tail(services, None, None))
     version = require_version(services, selection)
     runs = list_runs(version)
-    run = next((r for r in runs if r.name == run_name), runs[0] if runs else None)
-    return Reply(None, _run_values(version, runs, run) + _run_tail(services, version, run))
+    run = next((r for r in runs if r.name == run_name), None)
+    if run is None:
+        run = runs[0] if runs else None
+        return Reply(None, _run_values(version, runs, run) + _run_tail(services, version, run))
+    tail = ((preview_actions.epoch_choices(run, epochs),) + preview_actions.shown_values(run, folder)
+            + publish_actions.refreshed(services, version, run, checkpoint))
+    return Reply(None, _run_values(version, runs, run) + tail)
 
 
 def _run_values(version: VersionPaths | None, runs: list[RunInfo], run: RunInfo | None) -> tuple:

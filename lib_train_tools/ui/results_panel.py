@@ -112,8 +112,9 @@ def _wire(ctx: PanelContext, c: dict[str, Any], buttons: dict[str, Any], tab: An
          out(actions.RUN_VIEW, preview_actions.FORM, preview_actions.EPOCHS, preview_actions.SHOWN,
              publish_actions.FORM), status=status)
     wire(c["run"].input, lambda s, r: actions.run_view(services, s, r), [sel, c["run"]], run_tail, status=status)
+    kept = [sel, c["run"], c["epochs"], c["folder"], c["checkpoint"]]
     for listener in [buttons["refresh"].click] + ([tab.select] if tab is not None else []):
-        wire(listener, lambda s, r: actions.refresh(services, s, r), [sel, c["run"]], run_tail, status=status)
+        wire(listener, lambda *a: actions.refresh(services, *a), kept, run_tail, status=status)
     chosen = [sel, c["run"]]
     form = out(preview_actions.FORM, preview_actions.EPOCHS) + [c["checkpoint"]]
     wire(buttons["render"].click, lambda s, r, *a: actions.render_grid(services, s, r, *a[:-1], progress=a[-1]),

@@ -107,6 +107,8 @@ def test_results_tab_renders_a_grid_and_publishes(server, page, prepared):
     grids = sorted((prepared.run_dir / "preview").glob("*/grid.png"))
     assert len(grids) == 2 and len(list(grids[-1].parent.glob("r*_s11.png"))) == 4
     shot(page, "02-grid")
+    page.locator("#tt_pv_cells button.thumbnail-item").first.click()  # the card picture: epoch 1 at weight 0
+    expect_value(page, "tt_pub_image", r"r00_e000001_w0_s11\.png$")
 
     expect_value(page, "tt_pub_name", f"^{PROJECT}-{VERSION}-2$")
     text_input(page, "tt_pub_name").fill(NAME)
@@ -117,7 +119,8 @@ def test_results_tab_renders_a_grid_and_publishes(server, page, prepared):
     assert card["activation text"] == ACTIVATION and card["sd version"] == "SD1"
     final = (prepared.run_dir / f"{RUN}.safetensors").read_bytes()
     assert (prepared.lora_dir / f"{NAME}.safetensors").read_bytes() == final
-    assert (prepared.lora_dir / f"{NAME}.preview.png").stat().st_size > 0
+    cell = next(grids[-1].parent.glob("r00_e000001_w0_s11.png"))
+    assert (prepared.lora_dir / f"{NAME}.preview.png").read_bytes() == cell.read_bytes()
     shot(page, "03-published")
 
     choose(page, "tt_pub_checkpoint", f"{RUN}-000001.safetensors")

@@ -10,6 +10,7 @@ import pytest
 from lib_train_tools.results.outcomes import read_outcomes
 from lib_train_tools.ui import preview_actions, publish_actions
 from lib_train_tools.ui import results_actions as actions
+from lib_train_tools.ui.replies import NO_CHANGE
 from lib_train_tools.ui.selection import selection_key
 from lib_train_tools.ui.wiring import run_handler
 
@@ -116,3 +117,20 @@ def test_outcomes_record_reads_back(completed):
     outcomes = read_outcomes(completed.run_dir)
     assert [p.name for p in outcomes.published] == [f"{PROJECT}-{VERSION}"] and outcomes.published[0].auto
     assert len(outcomes.auto_previews) == 1 and outcomes.problems == []
+
+
+def test_refresh_keeps_what_the_user_chose_and_lists_new_files(results_services, completed):
+    groups = (actions.RUN_VIEW, preview_actions.EPOCHS, preview_actions.SHOWN, publish_actions.FORM)
+    first = f"{RUN}-000001.safetensors"
+    shown = named(actions.refresh(results_services, SELECTION, RUN).values, *groups)["folder"]
+    (completed.run_dir / f"{RUN}-000002.safetensors").write_bytes((completed.run_dir / first).read_bytes())
+    view = named(actions.refresh(results_services, SELECTION, RUN, [first], shown, first).values, *groups)
+    assert view["epochs"].get("choices") == [first, f"{RUN}-000002.safetensors", f"{RUN}.safetensors"]
+    assert view["epochs"].get("value") == [first] and view["folder"] == shown
+    assert view["checkpoint"].get("value") == first and len(view["checkpoint"].get("choices")) == 3
+    assert all(view[name] is NO_CHANGE for name in publish_actions.FORM[1:])  # the typed name, notes... stay
+
+    (completed.run_dir / first).unlink()  # pruned meanwhile: the form is made again for the final file
+    view = named(actions.refresh(results_services, SELECTION, RUN, [first], shown, first).values, *groups)
+    assert view["epochs"].get("value") == [f"{RUN}-000002.safetensors", f"{RUN}.safetensors"]
+    assert view["checkpoint"].get("value") == f"{RUN}.safetensors" and view["name"] == f"{PROJECT}-{VERSION}-2"
