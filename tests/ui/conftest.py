@@ -13,6 +13,8 @@ from lib_train_tools.host.standalone import StandaloneHost
 from lib_train_tools.services import create_services
 from lib_train_tools.ui.selection import selection_key
 
+from .completed_run import completed, prepared_root, results_services  # noqa: F401  (Results tab fixtures)
+
 
 def picture(seed: int, size: tuple[int, int] = (64, 64)) -> Image.Image:
     """A distinct blocky picture per seed (perceptual hashes differ between seeds)."""

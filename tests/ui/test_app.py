@@ -19,7 +19,7 @@ def test_build_ui_has_every_panel_and_field(services, selection):
     for expected in (ROOT_ELEM_ID, "tt_status", "tt_selection", "tt_project", "tt_version", "tt_create_project",
                      "tt_upload", "tt_gallery", "tt_preprocess", "tt_tag_table", "tt_activation", "tt_undo",
                      "tt_steps", "tt_check", "tt_advanced", "tt_preset", "tt_progress_placeholder",
-                     "tt_results_placeholder"):
+                     "tt_results_run", "tt_pv_render", "tt_pv_grid", "tt_pub_publish", "tt_pub_overwrite"):
         assert expected in ids, expected
     for field in form_fields():
         assert f"tt_opt_{field.name}" in ids, field.name
