@@ -7,8 +7,10 @@ subfolder of the LoRA folder under a name made from the file's path, size and mo
 the same file keeps its name, a changed file gets a new one, two runs never share one. Names use
 only letters, digits, ``-`` and ``_``, so ``<lora:NAME:weight>`` always parses.
 
-Staged files are removed by ``clear()`` (after a preview grid, at start-up and when the extension
-unloads) and, during a session, when they were not used for ``stale_after`` seconds.
+A hard link is removed again by ``unstage(name)`` as soon as its image is drawn (linking again is
+free). A copy (the LoRA folder is on another file system) is kept for the next cell and removed by
+``clear()`` (after a preview grid, at start-up and when the extension unloads) or, during a
+session, when it was not used for ``stale_after`` seconds.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class LoraStaging:
         self.stale_after = stale_after
         self.clock = clock
         self._last_used: dict[Path, float] = {}
+        self._linked: set[Path] = set()
 
     def stage(self, source: Path) -> str:
         """The name under which the Lora extension finds ``source`` (linked or copied on first use)."""
@@ -48,12 +51,20 @@ class LoraStaging:
             self.folder.mkdir(parents=True, exist_ok=True)
             partial = self.folder / f".{uuid.uuid4().hex}.partial"
             try:
-                _link_or_copy(source, partial)
+                if _link_or_copy(source, partial):
+                    self._linked.add(target)
                 os.replace(partial, target)
             finally:
                 partial.unlink(missing_ok=True)
         self._last_used[target] = self.clock()
         return name
+
+    def unstage(self, name: str) -> None:
+        """Done with ``name``: a hard link goes at once, a copy stays for the next cell."""
+        for target in [t for t in self._linked if t.stem == name]:
+            target.unlink(missing_ok=True)
+            self._linked.discard(target)
+            self._last_used.pop(target, None)
 
     def clear(self) -> int:
         """Remove every staged file (also ones an earlier session left); returns how many."""
@@ -64,6 +75,7 @@ class LoraStaging:
                     path.unlink(missing_ok=True)
                     removed += 1
         self._last_used.clear()
+        self._linked.clear()
         return removed
 
     def _drop_stale(self, keep: Path) -> None:
@@ -72,11 +84,14 @@ class LoraStaging:
             if path != keep and now - used > self.stale_after:
                 path.unlink(missing_ok=True)
                 del self._last_used[path]
+                self._linked.discard(path)
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
-    """A hard link when the file system allows one (no extra space), else a copy."""
+def _link_or_copy(source: Path, target: Path) -> bool:
+    """A hard link when the file system allows one (True: no extra space), else a copy (False)."""
     try:
         os.link(source, target)
+        return True
     except OSError:
         shutil.copyfile(source, target)
+        return False

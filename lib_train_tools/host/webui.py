@@ -63,7 +63,8 @@ class WebUIHost:
                 InterrogatorTagger("DeepDanbooru (WebUI)", _interrogate_deepbooru, kind="tags")]
 
     def preview_renderer(self) -> WebUIPreviewRenderer:
-        return WebUIPreviewRenderer(self.webui_lora_dir())
+        return WebUIPreviewRenderer(self.webui_lora_dir(), prepare_model=self.after_training,
+                                    release_model=self.before_training)
 
     def clear_preview_staging(self) -> int:
         """Remove staged preview LoRAs (at start-up and when the extension unloads)."""

@@ -4,15 +4,16 @@ One cell = one ``processing.StableDiffusionProcessingTxt2Img`` run through ``pro
 under the WebUI's queue lock: the run's base checkpoint is chosen with ``override_settings``
 (``sd_model_checkpoint``; the option goes back afterwards and the user's checkpoint is loaded
 again by the next ordinary generation), the LoRA goes into the prompt as ``<lora:NAME:weight>``
-where NAME is the file staged under a unique name in the Lora folder (``lora_staging.py``), and
-clip skip as ``CLIP_stop_at_last_layers``. Nothing is saved to the WebUI's outputs.
+where NAME is the file staged under a unique name in the Lora folder (``lora_staging.py``; a
+hard link, removed again as soon as the image is drawn), and clip skip as
+``CLIP_stop_at_last_layers``. Nothing is saved to the WebUI's outputs.
 """
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 from modules import call_queue, processing, sd_models, shared
 
@@ -49,15 +50,30 @@ def lora_prompt(prompt: str, lora_name: str | None, weight: float) -> str:
 class WebUIPreviewRenderer:
     """``render(CellRequest) -> PIL.Image`` through the WebUI (see the module docstring).
 
-    ``close()`` removes the staged LoRA copies; call it when a preview grid is done.
+    ``prepare_model`` runs before each cell (the host puts back a model it moved out for a training
+    job: A1111 cannot generate with it on the CPU). ``close()`` removes staged LoRA copies that are
+    still there; call it when a preview grid is done. ``release()`` (called while a training job
+    runs) hands VRAM back to the trainer when the host's unload setting says so.
     """
 
-    def __init__(self, lora_dir: Path):
+    def __init__(self, lora_dir: Path, prepare_model: Optional[Callable[[], None]] = None,
+                 release_model: Optional[Callable[[], None]] = None):
         self.staging = LoraStaging(Path(lora_dir) / PREVIEW_FOLDER)
+        self._prepare_model = prepare_model
+        self._release_model = release_model
 
     def render(self, request: Any) -> Any:
         alias = checkpoint_alias(Path(request.base_model))
+        if self._prepare_model is not None:
+            self._prepare_model()
         name = self.staging.stage(Path(request.lora_path)) if request.lora_path is not None else None
+        try:
+            return self._draw(request, alias, name)
+        finally:
+            if name is not None:
+                self.staging.unstage(name)
+
+    def _draw(self, request: Any, alias: str, name: Optional[str]) -> Any:
         overrides: dict[str, Any] = {"sd_model_checkpoint": alias}
         if request.clip_skip:
             overrides["CLIP_stop_at_last_layers"] = int(request.clip_skip)
@@ -80,6 +96,10 @@ class WebUIPreviewRenderer:
 
     def close(self) -> None:
         self.staging.clear()
+
+    def release(self) -> None:
+        if self._release_model is not None:
+            self._release_model()
 
 
 def _resolved(path: Path) -> Path:

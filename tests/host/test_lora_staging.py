@@ -49,3 +49,21 @@ def test_stale_files_go_and_clear_removes_leftovers_of_earlier_sessions(tmp_path
     (staging.folder / "users-own.safetensors").write_bytes(b"keep")
     assert staging.clear() == 2
     assert [p.name for p in staging.folder.iterdir()] == ["users-own.safetensors"]
+
+
+def test_unstage_removes_links_at_once_and_keeps_copies(tmp_path, monkeypatch):
+    staging = LoraStaging(tmp_path / "previews")
+    source = _file(tmp_path, "a.safetensors")
+    linked = staging.stage(source)
+    staging.unstage(linked)
+    assert not (staging.folder / f"{linked}.safetensors").exists()
+    assert staging.stage(source) == linked      # linked again, same name
+    assert (staging.folder / f"{linked}.safetensors").is_file()
+
+    def no_links(source, target):
+        raise OSError("cross-device link")
+
+    monkeypatch.setattr("lib_train_tools.host.lora_staging.os.link", no_links)
+    copied = staging.stage(_file(tmp_path, "b.safetensors", b"b"))
+    staging.unstage(copied)
+    assert (staging.folder / f"{copied}.safetensors").read_bytes() == b"b"

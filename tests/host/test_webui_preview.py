@@ -37,9 +37,10 @@ def test_cell_uses_the_base_checkpoint_and_the_staged_lora_in_the_prompt(fake_we
     fake_webui.shared.opts.data["sd_model_checkpoint"] = "users-own.safetensors"
     image = renderer.render(_cell(base, lora, 0.5, clip_skip=2))
     run = fake_webui.processing.runs[-1]
-    staged = list((fake_webui.models / "Lora" / "train_tools_previews").glob("*.safetensors"))
-    assert len(staged) == 1 and staged[0].read_bytes() == b"lora"
-    assert run["prompt"] == f"a cat <lora:{staged[0].stem}:0.5>"
+    [(name, findable)] = run["loras_found"].items()
+    assert findable and name.startswith("tt-preview-cat-v1-000002-")          # there while it was drawn
+    assert run["prompt"] == f"a cat <lora:{name}:0.5>"
+    assert list((fake_webui.models / "Lora" / "train_tools_previews").iterdir()) == []   # the link went after
     assert run["checkpoint"] == "sub/base.safetensors" and run["clip_skip"] == 2
     kwargs = run["kwargs"]
     assert kwargs["sampler_name"] == "Euler a" and kwargs["negative_prompt"] == "blurry"
@@ -89,11 +90,34 @@ def test_webui_sampler_names(fake_webui):  # noqa: F811
         ["Euler a", "Euler", "DDIM", "DPM++ 2M"]
 
 
-def test_close_removes_staged_files(fake_webui, renderer, tmp_path):  # noqa: F811
+def test_copies_stay_for_the_next_cell_until_close(fake_webui, renderer, tmp_path, monkeypatch):  # noqa: F811
+    def no_links(source, target):
+        raise OSError("cross-device link")
+
+    monkeypatch.setattr("lib_train_tools.host.lora_staging.os.link", no_links)
     base = add_checkpoint(fake_webui, "base.safetensors")
     renderer.render(_cell(base, _lora(tmp_path, "a")))
     renderer.render(_cell(base, _lora(tmp_path, "b", b"other")))
     folder = fake_webui.models / "Lora" / "train_tools_previews"
     assert len(list(folder.iterdir())) == 2
+    assert all(all(r["loras_found"].values()) for r in fake_webui.processing.runs)
     renderer.close()
     assert list(folder.iterdir()) == []
+
+
+def test_previews_during_training_put_the_model_back_and_release_hands_it_over(fake_webui, tmp_path):  # noqa: F811
+    from lib_train_tools.host.webui import WebUIHost
+
+    host = WebUIHost()
+    fake_webui.shared.opts.data["train_tools_unload_model"] = True
+    model = fake_webui.sd_models.FakeModel("base.safetensors")
+    fake_webui.sd_models.model_data.sd_model = model
+    base = add_checkpoint(fake_webui, "base.safetensors")
+    host.before_training()                                    # the job starts: model to RAM
+    renderer = host.preview_renderer()
+    renderer.render(_cell(base, _lora(tmp_path, "a")))
+    assert fake_webui.processing.runs[-1]["model_device"] == "cuda"   # A1111 cannot draw with it on the CPU
+    renderer.release()                                        # the job still runs: hand VRAM back
+    assert model.device == "cpu"
+    host.after_training()
+    assert model.device == "cuda" and model.moves == ["cpu", "cuda", "cpu", "cuda"]

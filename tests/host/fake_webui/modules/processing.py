@@ -7,6 +7,8 @@ image is a deterministic colour from (checkpoint, prompt, seed), so tests can te
 """
 
 import hashlib
+import os
+import re
 
 from PIL import Image
 
@@ -50,8 +52,21 @@ def process_images(p):
         colour = tuple(hashlib.sha1(key).digest()[:3])
         image = Image.new("RGB", (p.kwargs.get("width", 64), p.kwargs.get("height", 64)), colour)
         runs.append({"checkpoint": checkpoint, "clip_skip": clip_skip, "prompt": p.prompt, "kwargs": p.kwargs,
-                     "closed_before": p.closed})
+                     "closed_before": p.closed, "loras_found": _findable(p.prompt),
+                     "model_device": getattr(sd_models.model_data.sd_model, "device", None)})
         return Processed([image])
     finally:
         if p.override_settings_restore_afterwards:
             shared.opts.data.update(stored)
+
+
+def _findable(prompt):
+    """For each <lora:NAME:...> in the prompt: is NAME.safetensors anywhere under the LoRA folder
+    (the Lora extension's rule: base name, subfolders included)?"""
+    names = re.findall(r"<lora:([^:>]+):", prompt)
+    found = {name: False for name in names}
+    for folder, _, files in os.walk(shared.cmd_opts.lora_dir or ""):
+        for name in names:
+            if f"{name}.safetensors" in files:
+                found[name] = True
+    return found
