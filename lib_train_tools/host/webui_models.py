@@ -3,7 +3,9 @@
 A1111 v1.10: ``sd_models.unload_model_weights(model)`` moves the loaded model to the CPU (VRAM is
 freed, RAM is not); afterwards ``send_model_to_device`` puts it back, but only when that same model
 is still the loaded one (``reload_model_weights`` would return at once for a model sitting on the
-CPU). ``shared.sd_model`` is never touched: reading it loads a model.
+CPU). The mark saying "Train Tools moved this model" is kept on the model object itself, so the
+extension loaded again by "Reload UI" during a job still puts it back. ``shared.sd_model`` is
+never touched: reading it loads a model.
 
 Forge: ``unload_model_weights()`` unloads every model from VRAM through its memory manager, and
 its next generation loads what it needs again by itself, so nothing is done afterwards.
@@ -14,11 +16,10 @@ half-way through. The lock is not reentrant: never call these from code that hol
 
 from __future__ import annotations
 
-from typing import Any
-
 from modules import call_queue, sd_models
 
 LOG_PREFIX = "[Train Tools]"
+MOVED_MARK = "train_tools_moved_to_ram"
 
 
 def is_forge() -> bool:
@@ -29,7 +30,6 @@ def is_forge() -> bool:
 class ModelUnloader:
     def __init__(self, forge: bool | None = None):
         self.forge = is_forge() if forge is None else forge
-        self._moved: Any = None   # A1111: the model this object moved to the CPU
 
     def unload(self) -> str:
         """Free VRAM from the WebUI's checkpoint; returns what was done (for the console)."""
@@ -41,16 +41,17 @@ class ModelUnloader:
             if model is None:
                 return "no WebUI checkpoint is loaded; nothing to unload"
             sd_models.unload_model_weights(model)
-            self._moved = model
+            setattr(model, MOVED_MARK, True)
             return "moved the WebUI's checkpoint to RAM for the training job"
 
     def reload(self) -> str:
-        """Undo ``unload``: A1111 moves its model back to the GPU; Forge needs nothing."""
-        model, self._moved = self._moved, None
-        if self.forge or model is None:
+        """Undo ``unload``: A1111 moves its model back from RAM; Forge needs nothing."""
+        if self.forge:
             return ""
         with call_queue.queue_lock:
-            if sd_models.model_data.sd_model is not model:
-                return "the WebUI loaded another checkpoint meanwhile; left as it is"
+            model = sd_models.model_data.sd_model
+            if model is None or not getattr(model, MOVED_MARK, False):
+                return ""
             sd_models.send_model_to_device(model)
+            setattr(model, MOVED_MARK, False)
             return "moved the WebUI's checkpoint back to its device for generating"

@@ -120,6 +120,18 @@ def test_a1111_unload_with_no_model_loaded_loads_nothing(fake_webui, host):  # n
     assert fake_webui.shared.sd_model_reads == [] and fake_webui.sd_models.calls == []
 
 
+def test_a1111_model_comes_back_after_a_reload_ui_during_training(fake_webui, host):  # noqa: F811
+    from lib_train_tools.host.webui import WebUIHost
+
+    fake_webui.shared.opts.data["train_tools_unload_model"] = True
+    model = _loaded_model(fake_webui)
+    host.before_training()
+    WebUIHost().after_training()          # the extension was loaded again; the job's end is seen there
+    assert model.device == "cuda"
+    host.after_training()                 # and only once
+    assert model.moves == ["cpu", "cuda"]
+
+
 def test_a1111_model_switched_during_training_is_left_alone(fake_webui, host):  # noqa: F811
     fake_webui.shared.opts.data["train_tools_unload_model"] = True
     old = _loaded_model(fake_webui)

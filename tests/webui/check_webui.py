@@ -289,8 +289,9 @@ def _wait_until(condition, timeout: float, message: str) -> None:
         time.sleep(0.5)
 
 
-def check_unload_messages(log: Path | None, offset: int) -> str:
-    """With the unload setting on, the adapter says in the console what it did around the job."""
+def check_unload_messages(log: Path | None, offset: int, host: str) -> str:
+    """With the unload setting on, the adapter says in the console what it did around the job
+    (A1111: moved to RAM and back, also across a Reload UI; Forge: unloaded, reloads by itself)."""
     if log is None:
         return "no --log given: unload messages not checked"
     text = log.read_bytes()[offset:].decode("utf-8", "replace")
@@ -298,6 +299,8 @@ def check_unload_messages(log: Path | None, offset: int) -> str:
             and ("checkpoint" in line or "models from VRAM" in line)]
     if not said:
         raise CheckFailed("the unload setting was on but the console shows no unload message")
+    if host == "a1111" and not any("back" in line for line in said):
+        raise CheckFailed(f"A1111's checkpoint was not moved back after the job: {said}")
     return " / ".join(said)
 
 
@@ -516,7 +519,8 @@ def run(args: argparse.Namespace) -> int:
         step("(b) reload UI while training", lambda: reload_ui_during(webui, job, args.timeout))
     finished = step("(b) training", lambda: _completed(wait_for(webui, job, args.timeout), webui)) if job else None
     if args.unload:
-        step("(b) unload around the job", lambda: check_unload_messages(log, offset))
+        host = webui.json("GET", f"{API}/")["host"]
+        step("(b) unload around the job", lambda: check_unload_messages(log, offset, host))
         webui.call("POST", "/sdapi/v1/options", {"train_tools_unload_model": False})
     name = f"ttcheck_{uuid.uuid4().hex[:8]}"
     published = None
