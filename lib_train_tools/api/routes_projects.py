@@ -50,7 +50,10 @@ def projects_router(services: Any) -> APIRouter:
     def create_version(project: str, body: dict = Body(...)) -> dict:
         with translated_errors():
             name, source = required_text(body, "name"), body.get("copy_from")
-            info = store.duplicate_version(project, str(source), name) if source else store.create_version(project, name)
+            if source:
+                info = store.duplicate_version(project, str(source), name)
+            else:
+                info = store.create_version(project, name)
             return version_summary(store.version(project, info.name), services)
 
     @router.get("/projects/{project}/versions/{version}")

@@ -31,8 +31,9 @@ def run(services):
     base = services.host.base
     base.parent.mkdir(parents=True, exist_ok=True)
     base.with_suffix(".ckpt").write_bytes(b"not read")
-    (folder / "config.toml").write_text(f'[model_arguments]\npretrained_model_name_or_path = "{base.with_suffix(".ckpt")}"\n'
-                                        '[training_arguments]\noutput_name = "cat"\n', encoding="utf-8")
+    config = (f'[model_arguments]\npretrained_model_name_or_path = "{base.with_suffix(".ckpt")}"\n'
+              '[training_arguments]\noutput_name = "cat"\n')
+    (folder / "config.toml").write_text(config, encoding="utf-8")
     _lora(folder / "cat-000001.safetensors", 1)
     _lora(folder / "cat.safetensors", 2)
     (folder / "sample").mkdir()

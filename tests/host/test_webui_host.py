@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest

@@ -44,7 +44,7 @@ def test_cell_uses_the_base_checkpoint_and_the_staged_lora_in_the_prompt(fake_we
     assert run["checkpoint"] == "sub/base.safetensors" and run["clip_skip"] == 2
     kwargs = run["kwargs"]
     assert kwargs["sampler_name"] == "Euler a" and kwargs["negative_prompt"] == "blurry"
-    assert (kwargs["steps"], kwargs["cfg_scale"], kwargs["seed"], kwargs["width"], kwargs["height"]) == (4, 6.5, 42, 64, 96)
+    assert [kwargs[k] for k in ("steps", "cfg_scale", "seed", "width", "height")] == [4, 6.5, 42, 64, 96]
     assert kwargs["do_not_save_samples"] and kwargs["do_not_save_grid"] and kwargs["batch_size"] == 1
     assert image.size == (64, 96)
     # the user's checkpoint choice is the option again afterwards (the WebUI reloads it lazily)

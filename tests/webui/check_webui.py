@@ -34,128 +34,24 @@ pytest when TRAIN_TOOLS_WEBUI_URL is set, and skips otherwise.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import re
-import struct
 import sys
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
-import zlib
 from pathlib import Path
 
-API = "/train-tools/v1"
+try:  # as tests.webui.check_webui under pytest, or run as a script from its folder
+    from .webui_client import API, CheckFailed, NaNImage, WebUI, answers, png_bytes, png_pixels, txt2img, wait_until
+    from .webui_log import check_log, check_unload_messages
+except ImportError:
+    from webui_client import API, CheckFailed, NaNImage, WebUI, answers, png_bytes, png_pixels, txt2img, wait_until
+    from webui_log import check_log, check_unload_messages
+
 TRIGGER = "zqxtrigger"   # the captions' first tag and the version's activation tag
-# Lines the WebUIs' Lora code prints when a LoRA does not load or apply cleanly (A1111
-# extensions-builtin/Lora, Forge extensions-builtin/sd_forge_lora and backend/patcher/lora.py).
-LORA_PROBLEMS = [
-    r"didn't match keys", r"Networks with errors", r"Lora not found", r"Couldn't find network",
-    r"with unmatched keys", r"\[LORA\] Mismatch", r"skipped [1-9]\d* keys", r"SHAPE MISMATCH",
-    r"WEIGHT NOT MERGED", r"^ERROR lora", r"Error loading network|loading network .* failed",
-    r"Traceback \(most recent call last\)",
-]
-
-
-class CheckFailed(AssertionError):
-    pass
-
-
-class WebUI:
-    def __init__(self, url: str, user: str | None = None, password: str | None = None, timeout: float = 1800):
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-        self.auth = None
-        if user is not None:
-            token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
-            self.auth = f"Basic {token}"
-
-    def call(self, method: str, path: str, payload=None, raw: bytes | None = None, content_type: str = "",
-             auth: bool = True) -> tuple[int, bytes]:
-        data, headers = raw, {}
-        if payload is not None:
-            data, content_type = json.dumps(payload).encode(), "application/json"
-        if content_type:
-            headers["Content-Type"] = content_type
-        if auth and self.auth:
-            headers["Authorization"] = self.auth
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                return answer.status, answer.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
-
-    def json(self, method: str, path: str, payload=None, expect=(200, 201), **kwargs):
-        status, body = self.call(method, path, payload, **kwargs)
-        if status not in expect:
-            raise CheckFailed(f"{method} {path} -> {status}: {body[:500].decode('utf-8', 'replace')}")
-        return json.loads(body) if body else None
-
-    def upload(self, path: str, files: list[tuple[str, bytes]]):
-        boundary = uuid.uuid4().hex
-        parts = []
-        for name, data in files:
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-                         f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
-        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-        status, answer = self.call("POST", path, raw=body, content_type=f"multipart/form-data; boundary={boundary}")
-        if status != 200:
-            raise CheckFailed(f"upload -> {status}: {answer[:500].decode('utf-8', 'replace')}")
-        return json.loads(answer)
-
-
-# ----- images without PIL -----
-def png_bytes(width: int, height: int, pixel) -> bytes:
-    """An 8-bit RGB PNG whose pixel (x, y) is ``pixel(x, y)``."""
-    rows = b"".join(b"\x00" + bytes(c for x in range(width) for c in pixel(x, y)) for y in range(height))
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
-
-
-def png_pixels(data: bytes) -> bytes:
-    """Decoded pixel bytes of a non-interlaced 8-bit PNG (what the WebUIs return)."""
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        raise CheckFailed("not a PNG")
-    pos, idat, width, height, channels = 8, b"", 0, 0, 3
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
-            if depth != 8 or interlace:
-                raise CheckFailed(f"unsupported PNG (depth {depth}, interlace {interlace})")
-            channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + length
-    raw, stride = zlib.decompress(idat), width * channels
-    out, previous = bytearray(), bytearray(stride)
-    for y in range(height):
-        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            left = line[i - channels] if i >= channels else 0
-            up, corner = previous[i], (previous[i - channels] if i >= channels else 0)
-            if kind == 1:
-                line[i] = (line[i] + left) & 255
-            elif kind == 2:
-                line[i] = (line[i] + up) & 255
-            elif kind == 3:
-                line[i] = (line[i] + (left + up) // 2) & 255
-            elif kind == 4:
-                p = left + up - corner
-                best = min((abs(p - left), 0, left), (abs(p - up), 1, up), (abs(p - corner), 2, corner))[2]
-                line[i] = (line[i] + best) & 255
-        out += line
-        previous = line
-    return bytes(out)
 
 
 def training_images(size: int) -> list[tuple[str, bytes]]:
@@ -182,7 +78,8 @@ def check_tab(webui: WebUI, extension_dir_name: str | None) -> list[str]:
     if ours[0]["props"].get("elem_id") != "tab_train_tools":
         raise CheckFailed(f"tab elem_id is {ours[0]['props'].get('elem_id')!r}, expected 'tab_train_tools'")
     notes.append("tab 'Train Tools' (elem id tab_train_tools) is in /config")
-    notices = [c["props"].get("value", "") for c in config["components"] if c["props"].get("elem_id") == "train_tools_notice"]
+    notices = [c["props"].get("value", "") for c in config["components"]
+               if c["props"].get("elem_id") == "train_tools_notice"]
     if notices:
         notes.append(f"the tab shows a notice: {notices[0][:300]!r}")
     status, page = webui.call("GET", "/")
@@ -236,7 +133,8 @@ def wait_for(webui: WebUI, job: dict, timeout: float) -> dict:
     while True:
         state = webui.json("GET", f"{API}/jobs/{job['id']}")
         progress = state.get("progress") or {}
-        line = f"  {state['status']}: step {progress.get('step')}/{progress.get('total_steps')} loss {progress.get('loss')}"
+        line = (f"  {state['status']}: step {progress.get('step')}/{progress.get('total_steps')} "
+                f"loss {progress.get('loss')}")
         if line != last:
             print(line, flush=True)
             last = line
@@ -264,44 +162,14 @@ def reload_ui_during(webui: WebUI, job: dict, timeout: float) -> list[str]:
     index = next(i for i, d in enumerate(config["dependencies"])
                  if any(ids.get(t[0] if isinstance(t, list) else t) == "settings_restart_gradio" for t in d["targets"]))
     webui.json("POST", "/run/predict", {"fn_index": index, "data": [], "session_hash": uuid.uuid4().hex[:10]})
-    _wait_until(lambda: not _answers(webui), 60, "the WebUI did not close its server for the reload")
-    _wait_until(lambda: _answers(webui), 300, "the WebUI did not come back after Reload UI")
+    wait_until(lambda: not answers(webui), 60, "the WebUI did not close its server for the reload")
+    wait_until(lambda: answers(webui), 300, "the WebUI did not come back after Reload UI")
     final = wait_for(webui, job, timeout)
     log = webui.json("GET", f"{API}/jobs/{job['id']}/log?lines=400")["text"]
     if final["status"] != "completed" or final["pid"] not in (pid, None):
         raise CheckFailed(f"after the reload the job is {final['status']} (pid {pid} -> {final['pid']})")
     return [f"Reload UI at step {step}: trainer pid {pid} kept running; job {final['status']} with "
             f"{final['progress'].get('step')} steps"] + [line for line in log.splitlines() if line.startswith("[jobs]")]
-
-
-def _answers(webui: WebUI) -> bool:
-    try:
-        return webui.call("GET", f"{API}/")[0] == 200
-    except OSError:
-        return False
-
-
-def _wait_until(condition, timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise CheckFailed(message)
-        time.sleep(0.5)
-
-
-def check_unload_messages(log: Path | None, offset: int, host: str) -> str:
-    """With the unload setting on, the adapter says in the console what it did around the job
-    (A1111: moved to RAM and back, also across a Reload UI; Forge: unloaded, reloads by itself)."""
-    if log is None:
-        return "no --log given: unload messages not checked"
-    text = log.read_bytes()[offset:].decode("utf-8", "replace")
-    said = [line.strip() for line in text.splitlines() if line.startswith("[Train Tools]")
-            and ("checkpoint" in line or "models from VRAM" in line)]
-    if not said:
-        raise CheckFailed("the unload setting was on but the console shows no unload message")
-    if host == "a1111" and not any("back" in line for line in said):
-        raise CheckFailed(f"A1111's checkpoint was not moved back after the job: {said}")
-    return " / ".join(said)
 
 
 def check_published(webui: WebUI, name: str, lora_dir: Path | None, ui: bool) -> list[str]:
@@ -335,21 +203,6 @@ def check_published(webui: WebUI, name: str, lora_dir: Path | None, ui: bool) ->
         notes.append(f"the Lora tab's card shows {name}.preview.png and the activation text {TRIGGER!r}; "
                      f"clicking it inserts <lora:{inserted.group(1) if inserted else '?'}:...>")
     return notes
-
-
-class NaNImage(CheckFailed):
-    """The WebUI refused an image whose U-Net output was all NaN (A1111's NaN check)."""
-
-
-def txt2img(webui: WebUI, prompt: str, seed: int = 1234) -> bytes:
-    status, body = webui.call("POST", "/sdapi/v1/txt2img", {
-        "prompt": prompt, "negative_prompt": "", "steps": 2, "width": 64, "height": 64, "seed": seed,
-        "sampler_name": "Euler", "cfg_scale": 7, "batch_size": 1, "n_iter": 1})
-    if status == 500 and b"NansException" in body:
-        raise NaNImage(f"all-NaN U-Net output for {prompt!r}")
-    if status != 200:
-        raise CheckFailed(f"POST /sdapi/v1/txt2img -> {status}: {body[:300].decode('utf-8', 'replace')}")
-    return png_pixels(base64.b64decode(json.loads(body)["images"][0]))
 
 
 # The harness checkpoint has random weights: for some prompts its attention overflows and A1111's
@@ -447,50 +300,19 @@ def _preview(webui: WebUI, project: str, run: str, base_title: str, other: str |
     return notes
 
 
-def check_log(log: Path | None, offset: int) -> list[str]:
-    if log is None:
-        return ["no --log given: console not checked"]
-    lines = log.read_bytes()[offset:].decode("utf-8", "replace").splitlines()
-    problems, nan_tracebacks = [], 0
-    for number, line in enumerate(lines):
-        if not any(re.search(p, line) for p in LORA_PROBLEMS):
-            continue
-        if "Traceback" in line and _raises_nans(lines[number + 1:]):
-            nan_tracebacks += 1     # A1111's NaN check on the random-weight checkpoint, not a LoRA error
-            continue
-        problems.append(line)
-    if problems:
-        raise CheckFailed("the WebUI's log has problem lines:\n    " + "\n    ".join(problems[:20]))
-    loaded = [line.strip() for line in lines if "[LORA] Loaded" in line]
-    nans = f" ({nan_tracebacks} NansException tracebacks of refused all-NaN images)" if nan_tracebacks else ""
-    return [f"log: no LoRA problem line, no other traceback in {len(lines)} lines{nans}"] + loaded[:4]
-
-
-def _raises_nans(following: list[str]) -> bool:
-    """Whether the traceback these lines continue (a chained one included, up to the next log
-    record) is the WebUI's NansException."""
-    for line in following[:400]:
-        if re.match(r"^(INFO:|\*\*\* |---|\d{4}-\d\d-\d\d )", line):
-            return False
-        if "NansException" in line:
-            return True
-    return False
-
-
 # ----- main -----
-def run(args: argparse.Namespace) -> int:
-    webui = WebUI(args.url, args.user, args.password)
-    log = Path(args.log) if args.log else None
-    offset = log.stat().st_size if log and log.exists() else 0
-    failures = 0
+class Steps:
+    """Runs named checks, prints PASS/FAIL lines with their timing, and counts failures."""
 
-    def step(label: str, action):
-        nonlocal failures
+    def __init__(self):
+        self.failures = 0
+
+    def __call__(self, label: str, action):
         started = time.monotonic()
         try:
             result = action()
         except (CheckFailed, urllib.error.URLError, OSError, KeyError, ValueError) as exc:
-            failures += 1
+            self.failures += 1
             print(f"FAIL {label}: {exc}", flush=True)
             return None
         shown = result[0] if isinstance(result, tuple) else result
@@ -501,8 +323,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"     ({time.monotonic() - started:.1f} s)", flush=True)
         return result
 
-    about = step("api", lambda: str(webui.json("GET", f"{API}/")))
-    if about is None:
+
+def run(args: argparse.Namespace) -> int:
+    webui, step = WebUI(args.url, args.user, args.password), Steps()
+    log = Path(args.log) if args.log else None
+    offset = log.stat().st_size if log and log.exists() else 0
+    if step("api", lambda: str(webui.json("GET", f"{API}/"))) is None:
         return 1
     if args.user is not None:
         step("auth", lambda: check_auth(webui))
@@ -512,8 +338,19 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = args.checkpoint or next((c["title"] for c in checkpoints if "sd15" in c["title"]),
                                          checkpoints[0]["title"] if checkpoints else None)
     project = f"ttcheck-{time.strftime('%Y%m%d-%H%M%S')}"
+    finished = train_step(step, webui, args, checkpoint, project, log, offset)
+    published = use_step(step, webui, args, checkpoint, project, finished, log) if finished else None
+    step("console", lambda: check_log(log, offset))
+    print(f"{'ALL PASSED' if step.failures == 0 and published else 'FAILED'} ({step.failures} failed checks)")
+    return 0 if step.failures == 0 and published else 1
+
+
+def train_step(step: Steps, webui: WebUI, args: argparse.Namespace, checkpoint: str, project: str,
+               log: Path | None, offset: int) -> dict | None:
+    """(b): the job, with the unload setting and a Reload UI when asked; the finished job or None."""
     if args.unload:
-        step("(b) unload setting", lambda: str(webui.json("POST", "/sdapi/v1/options", {"train_tools_unload_model": True})))
+        step("(b) unload setting", lambda: webui.json("POST", "/sdapi/v1/options", {"train_tools_unload_model": True})
+             or "train_tools_unload_model set to true")
     job = step("(b) submit", lambda: train(webui, checkpoint, args.size, project))
     if job and args.reload_ui:
         step("(b) reload UI while training", lambda: reload_ui_during(webui, job, args.timeout))
@@ -522,23 +359,25 @@ def run(args: argparse.Namespace) -> int:
         host = webui.json("GET", f"{API}/")["host"]
         step("(b) unload around the job", lambda: check_unload_messages(log, offset, host))
         webui.call("POST", "/sdapi/v1/options", {"train_tools_unload_model": False})
+    return finished
+
+
+def use_step(step: Steps, webui: WebUI, args: argparse.Namespace, checkpoint: str, project: str, finished: dict,
+             log: Path | None) -> str | None:
+    """(c) to (e): publish, find it, generate with it, preview; the published path or None."""
     name = f"ttcheck_{uuid.uuid4().hex[:8]}"
-    published = None
-    if finished:
-        published = step("(c) publish", lambda: webui.json("POST", f"{API}/publish", {
-            "project": project, "version": "v1", "run": finished["run_name"], "name": name})["path"])
-        if published:
-            step("(c) listed", lambda: check_published(webui, name, Path(args.lora_dir) if args.lora_dir else None,
-                                                     not args.api_only))
-            effect = step("(d) txt2img", lambda: check_lora_effect(webui, name))
-        if not args.skip_preview:
-            prompt = effect[1] if published and effect else PROMPTS[0]
-            step("(e) preview", lambda: check_preview(webui, project, finished["run_name"], checkpoint,
-                                                      args.other_checkpoint,
-                                                      Path(args.lora_dir) if args.lora_dir else None, log, prompt))
-    step("console", lambda: check_log(log, offset))
-    print(f"{'ALL PASSED' if failures == 0 and published else 'FAILED'} ({failures} failed checks)")
-    return 0 if failures == 0 and published else 1
+    lora_dir = Path(args.lora_dir) if args.lora_dir else None
+    published = step("(c) publish", lambda: webui.json("POST", f"{API}/publish", {
+        "project": project, "version": "v1", "run": finished["run_name"], "name": name})["path"])
+    effect = None
+    if published:
+        step("(c) listed", lambda: check_published(webui, name, lora_dir, not args.api_only))
+        effect = step("(d) txt2img", lambda: check_lora_effect(webui, name))
+    if not args.skip_preview:
+        prompt = effect[1] if effect else PROMPTS[0]
+        step("(e) preview", lambda: check_preview(webui, project, finished["run_name"], checkpoint,
+                                                  args.other_checkpoint, lora_dir, log, prompt))
+    return published
 
 
 def _completed(state: dict, webui: WebUI) -> dict:
