@@ -74,6 +74,7 @@ class RunHooks:
                             activation_text=settings.get("activation_tag") or "", notes=notes,
                             preview_image=samples[-1] if samples else None)
         _record(job.run_dir, "published", name=path.stem, path=path, checkpoint=final.name)
+        self.host.lora_published(path)
         return path
 
     def _preview(self, job: Any, settings: dict):
@@ -82,7 +83,13 @@ class RunHooks:
 
         run = read_run(job.run_dir)
         request = PreviewRequest(**preview_defaults(settings, run.settings, run.progress.architecture))
-        result = render_preview(job.run_dir, request, self.host.preview_renderer())
+        renderer = self.host.preview_renderer()
+        try:
+            result = render_preview(job.run_dir, request, renderer)
+        finally:
+            close = getattr(renderer, "close", None)
+            if close is not None:
+                close()
         folder = getattr(result, "folder", None)
         if folder is not None:
             _record(job.run_dir, "preview", folder=Path(folder).name)

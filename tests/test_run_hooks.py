@@ -38,6 +38,9 @@ class FakeHost:
     def preview_renderer(self):
         return "renderer"
 
+    def lora_published(self, path):
+        self.calls.append(("published", Path(path).name))
+
 
 @pytest.fixture
 def run(tmp_path: Path):
@@ -66,7 +69,7 @@ def test_a_completed_run_is_pruned_and_published(run, tmp_path: Path):
     hooks = RunHooks(host, store)
     hooks.before_job(job)
     hooks.after_job(job, progress)
-    assert host.calls == ["before", "after"]
+    assert host.calls == ["before", "after", ("published", "テスト-v1.safetensors")]  # the WebUI relists
     assert sorted(p.name for p in job.run_dir.glob("*.safetensors")) == ["tiny-000002.safetensors", "tiny.safetensors"]
     card = json.loads((tmp_path / "lora" / "テスト-v1.json").read_text(encoding="utf-8"))
     assert card["activation text"] == "mychar" and card["sd version"] == "SD1"

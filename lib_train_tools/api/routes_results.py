@@ -63,9 +63,7 @@ def results_router(services: Any) -> APIRouter:
                                     version.project, version.name, run.name, info.epoch, info.step)),
                                 preview_image=run.samples[-1] if run.samples else None,
                                 overwrite=bool(body.get("overwrite", False)))
-        announce = getattr(services.host, "lora_published", None)
-        if callable(announce):
-            announce(path)
+        services.host.lora_published(path)
         return {"name": path.stem, "path": str(path), "checkpoint": str(checkpoint)}
 
     @router.post("/previews", status_code=201)

@@ -45,6 +45,10 @@ class PreviewRenderer(Protocol):
         a renderer that keeps nothing does nothing. Callers use ``getattr`` for older renderers."""
         ...
 
+    def close(self) -> None:
+        """Remove what rendering left behind (the WebUI's staged LoRA copies); optional, like release."""
+        ...
+
 
 class Host(Protocol):
     name: str  # "standalone", "a1111" or "forge"
@@ -75,3 +79,6 @@ class Host(Protocol):
 
     def python_executable(self) -> str:
         """The interpreter that runs the trainer subprocess."""
+
+    def lora_published(self, path: Path) -> None:
+        """A LoRA file was published into ``lora_dir()`` (the WebUI refreshes its Lora list)."""

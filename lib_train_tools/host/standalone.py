@@ -103,6 +103,9 @@ class StandaloneHost:
     def python_executable(self) -> str:
         return sys.executable
 
+    def lora_published(self, path: Path) -> None:
+        return None  # nothing lists LoRAs here
+
 
 def scan_checkpoints(folder: Path) -> list[CheckpointChoice]:
     """Checkpoint files under ``folder`` (any depth, symlinks followed), sorted by title."""

@@ -110,6 +110,9 @@ def render(services, run: RunInfo, form: Sequence, progress: ProgressFn | None =
     try:
         result = render_preview(run.dir, request, ReuseBaseCells(renderer), progress=progress)
     finally:
+        close = getattr(renderer, "close", None)  # the WebUI's staged LoRA copies
+        if close is not None:
+            close()
         if training:  # the trainer needs the memory more than the next preview
             release = getattr(renderer, "release", None)
             if release is not None:

@@ -115,6 +115,7 @@ def publish_run(services, version: VersionPaths, run: RunInfo, checkpoint: str |
     except PublishConflict as conflict:
         return _ask(run, conflict)
     record_publication(run.dir, target, source, auto=False)
+    services.host.lora_published(target)
     hidden = Update.of(visible=False)
     with_picture = picture is not None and picture != NO_IMAGE
     return Reply(ok(f"published {source.name} as {target}"),
