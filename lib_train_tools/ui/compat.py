@@ -12,8 +12,8 @@ Everything else in ``ui/`` uses only what both versions share (``gr.update``, ``
 - polling: ``gr.Timer`` in gradio 4.40, ``every=`` on a load event in gradio 3;
 - gradio 4.40 copies every file it serves into its cache; gradio 3 serves temporary copies as
   well, but both need the output root in ``allowed_paths`` for direct links;
-- ``gr.Number`` has a ``blur`` event in gradio 3 only, so fields save on different events
-  (``save_events``);
+- ``gr.Number`` has a ``blur`` listener in gradio 3 only; gradio 4.40's page fires ``blur`` too,
+  so ``event_listener`` binds the generic one (fields save on the same events in both);
 - ``gr.Dataframe`` in gradio 3 drops the headers of an empty list of rows, so tables go out as
   pandas frames (``to_gradio``);
 - both versions find ``gr.Progress`` and ``gr.SelectData`` parameters by inspecting the event
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import types
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -102,20 +103,37 @@ def event_fn(call: Callable[..., Any], n_inputs: int, *, select: bool = False, p
     return handler
 
 
-def save_events(kind: str) -> list[tuple[str, dict]]:
+def save_events(kind: str, name: str = "") -> list[tuple[str, dict]]:
     """The events (name, listener arguments) on which a settings field of ``kind`` saves itself.
 
-    Only user edits save (never a value set by loading a version), one event per finished edit
-    where the version has such an event: gradio 3's ``gr.Number`` has ``blur``; gradio 4's has
-    not, so it saves on ``input`` with one call at a time, the latest value last.
+    Only user edits save (never a value set by loading a version), once per finished edit, with
+    the value the field has at that moment: text and numbers on ``blur`` (and ``submit``, Enter),
+    sliders on ``release``, choices on ``input``. Numbers do not save on ``input``: gradio 4 never
+    fires it for an emptied field (so "unset" could not be saved) and, with ``always_last``,
+    could send a held-back keystroke after a later edit. In gradio 4 a field's save events share
+    one queue slot (``concurrency_id``), so they run in the order they were made.
     """
+    once = {"concurrency_limit": 1, "concurrency_id": f"tt_save_{name or kind}"} if IS_GRADIO_4 else {}
     if kind in ("checkbox", "dropdown", "checkpoint"):
-        return [("input", {})]
+        return [("input", dict(once))]
     if kind == "slider":
-        return [("release", {})]
-    if kind == "number" and IS_GRADIO_4:
-        return [("input", {"trigger_mode": "always_last", "concurrency_limit": 1})]
-    return [("blur", {})] if kind == "textarea" else [("blur", {}), ("submit", {})]
+        return [("release", dict(once))]
+    return [("blur", dict(once))] if kind == "textarea" else [("blur", dict(once)), ("submit", dict(once))]
+
+
+def event_listener(component: Any, event: str) -> Callable:
+    """``component``'s listener for ``event`` (e.g. ``number.blur``).
+
+    gradio 4.40's ``gr.Number`` fires ``blur`` in the page but its Python class lists no
+    ``blur`` listener; the generic one of ``gr.events.Events`` is bound to it instead.
+    """
+    method = getattr(component, event, None)
+    if method is not None:
+        return method
+    trigger = getattr(getattr(gr.events, "Events", None), event, None)
+    if trigger is None or not hasattr(trigger, "listener"):
+        raise AttributeError(f"{type(component).__name__} has no {event} event in gradio {gr.__version__}")
+    return types.MethodType(trigger.listener, component)
 
 
 def latest_only() -> dict[str, Any]:

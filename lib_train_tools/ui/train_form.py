@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from ..train.config import coerce_value
 from ..train.config_checks import value_problems
 from ..train.params import PARAMS_BY_NAME, Param
+from .replies import NO_CHANGE, Update
 
 UNSET_CHOICE = "(default)"
 
@@ -144,3 +145,40 @@ def setting_value(field: Field, raw: Any) -> Any:
 
 def field_values(fields: list[Field], settings: Mapping[str, Any]) -> tuple:
     return tuple(display_value(f, settings) for f in fields)
+
+
+def same_as_shown(page: Any, wanted: Any) -> bool:
+    """Whether the page already shows ``wanted`` (numbers compared as numbers: 5 == 5.0)."""
+    if page is None or wanted is None:
+        return page is None and wanted is None
+    if isinstance(page, bool) or isinstance(wanted, bool):
+        return isinstance(page, bool) and isinstance(wanted, bool) and page == wanted
+    if isinstance(page, (int, float)) and isinstance(wanted, (int, float)):
+        return float(page) == float(wanted)
+    return str(page) == str(wanted)
+
+
+def only_changes(values: tuple, shown: tuple) -> tuple:
+    """``values`` for the page, with every value the page already shows left out.
+
+    A reload of the form (opening the tab, choosing a version) answers after a moment; a field
+    it sets to the value that was already shown would overwrite what the user typed meanwhile.
+    So an unchanged plain value becomes ``NO_CHANGE`` and an unchanged ``Update`` loses its
+    ``value`` (its choices or visibility still apply). ``shown`` holds the page's values as the
+    reload was asked, one per value.
+    """
+    if len(values) != len(shown):
+        raise ValueError(f"{len(values)} values but {len(shown)} shown values")
+    out = []
+    for value, page in zip(values, shown):
+        wanted = value.get("value") if isinstance(value, Update) else value
+        if isinstance(value, Update) and "value" not in value.changes:
+            out.append(value)
+        elif not same_as_shown(page, wanted):
+            out.append(value)
+        elif isinstance(value, Update):
+            rest = {k: v for k, v in value.changes.items() if k != "value"}
+            out.append(Update(rest) if rest else NO_CHANGE)
+        else:
+            out.append(NO_CHANGE)
+    return tuple(out)

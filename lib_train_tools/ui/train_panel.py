@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from . import train_actions as actions
-from .compat import latest_only, save_events
+from .compat import event_listener, latest_only, save_events
 from .projects_panel import REFRESH_SYMBOL
 from .train_form import SECTIONS, STEP_FIELDS, Field, display_value, form_fields
 from .wiring import PanelContext, wire
@@ -110,13 +110,15 @@ def _wire(ctx: PanelContext, panel: TrainPanel, tab: Any) -> None:
     ordered = [comps[f.name] for f in panel.fields]
     view_out = ordered + [ex[name] for name in actions.VIEW_EXTRAS]
     applied_out = ordered + [ex[name] for name in actions.APPLIED_EXTRAS]
-    wire(sel.change, lambda s: actions.train_view(services, s), [sel], view_out, status=status)
+    # the reloads get what the page shows, so they leave alone a field typed into meanwhile
+    view_in = [sel] + ordered + [ex["advanced"]]
+    wire(sel.change, _viewer(services), view_in, view_out, status=status)
     if tab is not None:
-        wire(tab.select, lambda s: actions.train_view(services, s), [sel], view_out, status=status)
+        wire(tab.select, _viewer(services), view_in, view_out, status=status)
     for field in panel.fields:
         extra_out = [ex.get(n) or comps[n] for n in actions.extra_output_names(field.name)]
-        for event, kwargs in save_events(field.kind):
-            wire(getattr(comps[field.name], event), _saver(services, field.name), [sel, comps[field.name]],
+        for event, kwargs in save_events(field.kind, field.name):
+            wire(event_listener(comps[field.name], event), _saver(services, field.name), [sel, comps[field.name]],
                  [ex["check"]] + extra_out, status=status, show_progress=False, listener_kwargs=kwargs)
     step_inputs = [comps.get(name) for name in STEP_FIELDS]
     present = [c for c in step_inputs if c is not None]
@@ -138,6 +140,13 @@ def _wire(ctx: PanelContext, panel: TrainPanel, tab: Any) -> None:
          [ex["presets"], ex["other_versions"]], status=status)
     wire(ex["copy_settings"].click, lambda s, o: actions.copy_from_version(services, s, o),
          [sel, ex["other_versions"]], applied_out, status=status)
+
+
+def _viewer(services):
+    def view(selection, *shown):
+        return actions.train_view(services, selection, shown)
+
+    return view
 
 
 def _saver(services, name: str):

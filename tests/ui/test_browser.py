@@ -8,19 +8,16 @@ to ``test-artifacts/browser-gradio<major>/``. Runs under both gradio versions.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
-from .app_server import CHROMIUM_ARGS, REPO_ROOT, AppServer, require_chromium
+from .app_server import AppServer
+from .browser import artifacts, choose, chromium_page, expect_text, playwright_api, screenshot, text_input
 from .conftest import write_pictures, write_zip
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-gradio = pytest.importorskip("gradio")
-
 TIMEOUT_MS = 60_000  # generous: a loaded 2-core machine
-ARTIFACTS = REPO_ROOT / "test-artifacts" / f"browser-gradio{gradio.__version__.split('.')[0]}"
+ARTIFACTS = artifacts("browser")
 
 
 @pytest.fixture(scope="module")
@@ -33,33 +30,12 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(server):
-    chromium = require_chromium()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(TIMEOUT_MS)
+    with chromium_page() as page:
         yield page
-        browser.close()
 
 
 def shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def text_input(page, elem_id: str):
-    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
-
-
-def expect_text(page, elem_id: str, pattern: str) -> None:
-    # gradio 3 puts an HTML component's elem_id on both its block and its content: take the first
-    playwright_api.expect(page.locator(f"#{elem_id}").first).to_contain_text(re.compile(pattern), timeout=TIMEOUT_MS)
-
-
-def choose(page, elem_id: str, option: str) -> None:
-    """Pick ``option`` in a gradio dropdown the way a person does."""
-    page.locator(f"#{elem_id} input").first.click()
-    page.locator("ul.options li", has_text=option).first.click()
+    screenshot(page, ARTIFACTS, name)
 
 
 def test_new_user_walks_through_the_tab(server, page, tmp_path: Path):

@@ -46,16 +46,37 @@ def test_js_and_save_events_follow_the_version():
     key = "js" if compat.IS_GRADIO_4 else "_js"
     assert compat.js_kwargs("() => 1") == {key: "() => 1"}
     assert compat.js_kwargs(None) == {}
-    number_events = [name for name, _ in compat.save_events("number")]
-    assert number_events == (["input"] if compat.IS_GRADIO_4 else ["blur", "submit"])
+    assert [name for name, _ in compat.save_events("number")] == ["blur", "submit"]
     assert [name for name, _ in compat.save_events("slider")] == ["release"]
     assert [name for name, _ in compat.save_events("textarea")] == ["blur"]
-    with gr.Blocks():  # every event named exists on the component of that kind in this version
+    with gr.Blocks():  # every event named can be listened to on the component of that kind in this version
         components = {"number": gr.Number(), "slider": gr.Slider(), "text": gr.Textbox(),
                       "textarea": gr.Textbox(lines=3), "checkbox": gr.Checkbox(), "dropdown": gr.Dropdown()}
-    for kind, component in components.items():
-        for name, _ in compat.save_events(kind):
-            assert callable(getattr(component, name)), (kind, name)
+        for kind, component in components.items():
+            for name, kwargs in compat.save_events(kind, "field"):
+                compat.event_listener(component, name)(lambda v: None, inputs=[component], outputs=[], **kwargs)
+
+
+def test_a_fields_save_events_share_one_queue_slot_in_gradio_4():
+    """Enter then leaving the field: two saves of one field run in the order they were made."""
+    events = compat.save_events("number", "max_train_epochs")
+    if compat.IS_GRADIO_4:
+        assert {kw["concurrency_id"] for _, kw in events} == {"tt_save_max_train_epochs"}
+        assert all(kw["concurrency_limit"] == 1 for _, kw in events)
+    assert all("trigger_mode" not in kw for _, kw in events)  # never a held-back older value
+
+
+def test_number_blur_is_a_listener_in_both_versions():
+    with gr.Blocks() as demo:
+        number = gr.Number(elem_id="n")
+        compat.event_listener(number, "blur")(lambda v: v, inputs=[number], outputs=[number])
+    (dependency,) = demo.get_config_file()["dependencies"]
+    if compat.IS_GRADIO_4:
+        assert [list(t) for t in dependency["targets"]] == [[number._id, "blur"]]
+    else:
+        assert dependency["targets"] == [number._id] and dependency["trigger"] == "blur"
+    with pytest.raises(AttributeError, match="has no nonsense event"):
+        compat.event_listener(number, "nonsense")
 
 
 @pytest.mark.parametrize("done,total,expected", [(1, 4, 0.25), (0, 0, 1.0)])

@@ -64,3 +64,22 @@ def test_optional_choices_offer_unset():
     pytest.importorskip("lib_train_tools.jobs.run_config")
     assert field("network_type").choices[0] != UNSET_CHOICE  # LoRA is the default, never unset
     assert display_value(field("network_type"), {}) == "LoRA"
+
+
+def test_only_changes_leaves_out_what_the_page_already_shows():
+    from lib_train_tools.ui.replies import NO_CHANGE, Update
+    from lib_train_tools.ui.train_form import only_changes
+
+    values = (None, 5, 0.0001, "AdamW", True, Update.of(choices=["a", "b"], value="a"),
+              Update.of(value=4, visible=False), Update.of(visible=True), "", 3)
+    shown = (None, 5.0, 0.0001, "AdamW", True, "a", 4, 8, "", None)
+    kept = only_changes(values, shown)
+    assert kept[:5] == (NO_CHANGE,) * 5
+    assert kept[5] == Update.of(choices=["a", "b"])  # new choices, the shown choice stays
+    assert kept[6] == Update.of(visible=False)
+    assert kept[7] == Update.of(visible=True)  # no value in it: kept whole
+    assert kept[8] is NO_CHANGE
+    assert kept[9] == 3  # the page shows something else: set it
+    assert only_changes((1, True), (True, 1)) == (1, True)  # a checkbox is not a number
+    with pytest.raises(ValueError):
+        only_changes((1,), ())
