@@ -114,7 +114,7 @@ def save_events(kind: str, name: str = "") -> list[tuple[str, dict]]:
     one queue slot (``concurrency_id``), so they run in the order they were made.
     """
     once = {"concurrency_limit": 1, "concurrency_id": f"tt_save_{name or kind}"} if IS_GRADIO_4 else {}
-    if kind in ("checkbox", "dropdown", "checkpoint"):
+    if kind in ("checkbox", "dropdown", "checkpoint", "multiselect"):
         return [("input", dict(once))]
     if kind == "slider":
         return [("release", dict(once))]
@@ -189,9 +189,10 @@ def launch_kwargs(host: str, port: int, allowed_paths: Sequence[Path]) -> dict[s
 
 
 def poll(demo: gr.Blocks, fn: Callable, inputs: list, outputs: list, seconds: float) -> None:
-    """Call ``fn`` every ``seconds`` while the page is open (for live progress)."""
+    """Call ``fn`` every ``seconds`` while the page is open (for live progress), without a
+    loading indicator on its outputs."""
     timer_class = getattr(gr, "Timer", None)
     if IS_GRADIO_4 and timer_class is not None:
         timer_class(seconds).tick(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
         return
-    demo.load(fn, inputs=inputs, outputs=outputs, every=seconds)
+    demo.load(fn, inputs=inputs, outputs=outputs, every=seconds, show_progress="hidden")

@@ -55,6 +55,7 @@ def build_train_panel(ctx: PanelContext, tab: Any = None) -> TrainPanel:
                         components[field.name] = _component(field)
     extras.update(_advanced_box())
     extras.update(_preset_box())
+    extras["runs"] = gr.HTML(elem_id="tt_runs")  # what Begin train (just below) would queue
     extras.setdefault("architecture", gr.HTML(visible=False))
     panel = TrainPanel(fields, components, extras)
     _wire(ctx, panel, tab)
@@ -71,6 +72,8 @@ def _component(field: Field) -> Any:
         return gr.Checkbox(value=value, **common)
     if field.kind == "dropdown":
         return gr.Dropdown(choices=field.choices, value=value, **common)
+    if field.kind == "multiselect":
+        return gr.Dropdown(choices=field.choices, value=value, multiselect=True, **common)
     if field.kind == "slider":
         return gr.Slider(minimum=p.min, maximum=p.max, step=field.step, value=value, **common)
     if field.kind == "number":
@@ -120,6 +123,10 @@ def _wire(ctx: PanelContext, panel: TrainPanel, tab: Any) -> None:
         for event, kwargs in save_events(field.kind, field.name):
             wire(event_listener(comps[field.name], event), _saver(services, field.name), [sel, comps[field.name]],
                  [ex["check"]] + extra_out, status=status, show_progress=False, listener_kwargs=kwargs)
+    grid_inputs = [comps[f.name] for f in actions.grid_fields()]
+    for component in grid_inputs:
+        wire(component.change, lambda s, *typed: actions.runs(services, s, *typed), [sel] + grid_inputs,
+             [ex["runs"]], status=status, show_progress=False, listener_kwargs=latest_only())
     step_inputs = [comps.get(name) for name in STEP_FIELDS]
     present = [c for c in step_inputs if c is not None]
     for component in present:

@@ -13,6 +13,8 @@ from lib_train_tools.host.standalone import StandaloneHost
 from lib_train_tools.services import create_services
 from lib_train_tools.ui.selection import selection_key
 
+from .fake_queue import queue_services  # noqa: F401  (a fixture: services whose queue runs a fake trainer)
+
 
 def picture(seed: int, size: tuple[int, int] = (64, 64)) -> Image.Image:
     """A distinct blocky picture per seed (perceptual hashes differ between seeds)."""

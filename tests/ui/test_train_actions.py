@@ -170,3 +170,14 @@ def test_a_reload_sets_only_what_changed_since_the_page_showed_it(services, sele
     assert extra(reply, "advanced") is NO_CHANGE
     assert "Settings check" in extra(reply, "check")  # the read-only parts are always refreshed
     assert len(reply.values) == len(names()) + len(actions.VIEW_EXTRAS)
+
+
+def test_grid_values_are_saved_and_shown_with_the_runs_they_make(services, selection):
+    reply = actions.save_field(services, selection, "grid_max_train_epochs", "2, 4")
+    assert "grid_max_train_epochs = ['2', '4'] saved" in reply.notice.text
+    assert load_settings(services.store.version("テスト", "v1"))["grid_max_train_epochs"] == ["2", "4"]
+    view = actions.train_view(services, selection)
+    assert shown(view, "grid_max_train_epochs") == "2, 4"
+    assert "2 runs will be queued (2 max_train_epochs)" in extra(view, "runs")
+    with pytest.raises(ValueError, match="grid values"):
+        actions.save_field(services, selection, "grid_max_train_epochs", "2, x")

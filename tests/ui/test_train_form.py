@@ -83,3 +83,20 @@ def test_only_changes_leaves_out_what_the_page_already_shows():
     assert only_changes((1, True), (True, 1)) == (1, True)  # a checkbox is not a number
     with pytest.raises(ValueError):
         only_changes((1,), ())
+
+
+def test_grid_fields_hold_several_checked_values():
+    from lib_train_tools.jobs.grid import GridError
+
+    lr, optimizers = field("grid_learning_rate"), field("grid_optimizer_type")
+    assert (lr.kind, optimizers.kind, lr.section) == ("grid", "multiselect", optimizers.section)
+    assert "AdamW" in optimizers.choices and "Lion" in optimizers.choices
+    assert setting_value(lr, "1e-4, 5e-4 ,1e-4") == ["0.0001", "0.0005"]  # converted, duplicates dropped
+    assert setting_value(lr, "") is None and setting_value(optimizers, []) is None
+    assert setting_value(optimizers, ["Lion", "AdamW"]) == ["Lion", "AdamW"]
+    with pytest.raises(GridError, match="fast"):
+        setting_value(lr, "1e-4, fast")
+    with pytest.raises(GridError):
+        setting_value(field("grid_network_dim"), "8, -1")
+    assert display_value(lr, {"grid_learning_rate": ["0.0001", "0.0005"]}) == "0.0001, 0.0005"
+    assert display_value(optimizers, {}) == []
