@@ -9,7 +9,8 @@ Everything else in ``ui/`` uses only what both versions share (``gr.update``, ``
   per-event ``default_concurrency_limit`` in gradio 4;
 - page-wide JavaScript: gradio 4 takes ``<script>`` tags in ``head``; gradio 3 has no ``head``,
   so the script runs from a page-load event;
-- polling: ``gr.Timer`` in gradio 4.40, ``every=`` on a load event in gradio 3;
+- polling: ``gr.Timer`` in gradio 4.40; in gradio 3 ``every=`` (which repeats a call with the
+  inputs of the page load) ticks a hidden clock whose ``change`` event makes the call;
 - gradio 4.40 copies every file it serves into its cache; gradio 3 serves temporary copies as
   well, but both need the output root in ``allowed_paths`` for direct links;
 - ``gr.Number`` has a ``blur`` listener in gradio 3 only; gradio 4.40's page fires ``blur`` too,
@@ -189,10 +190,23 @@ def launch_kwargs(host: str, port: int, allowed_paths: Sequence[Path]) -> dict[s
 
 
 def poll(demo: gr.Blocks, fn: Callable, inputs: list, outputs: list, seconds: float) -> None:
-    """Call ``fn`` every ``seconds`` while the page is open (for live progress), without a
-    loading indicator on its outputs."""
+    """Call ``fn`` with the inputs' current values every ``seconds`` while the page is open (live
+    progress), without a loading indicator on its outputs. Call it inside the Blocks' layout.
+
+    gradio 4.40 has ``gr.Timer``. gradio 3's ``every=`` repeats the call with the inputs' values
+    from when the page loaded, so there a repeating load only writes the time into a hidden box
+    and that box's ``change`` event makes the call, with the inputs as they are then.
+    """
     timer_class = getattr(gr, "Timer", None)
     if IS_GRADIO_4 and timer_class is not None:
         timer_class(seconds).tick(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
         return
-    demo.load(fn, inputs=inputs, outputs=outputs, every=seconds, show_progress="hidden")
+    clock = gr.Textbox(visible=False)
+    demo.load(_clock_text, None, clock, every=seconds, show_progress="hidden")
+    clock.change(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
+
+
+def _clock_text() -> str:
+    import time
+
+    return f"{time.monotonic():.3f}"

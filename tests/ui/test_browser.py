@@ -1,9 +1,12 @@
 """A real browser (Playwright driving Debian's headless chromium) against the standalone app.
 
-One walk through the tab as a new user takes it: a refused name, project ``テスト`` and a
-version, four pictures and a zip uploaded, preprocessing, an activation tag seen in the tag
-table, switching versions, and the Train tab's live step count. Screenshots of every stage go
-to ``test-artifacts/browser-gradio<major>/``. Runs under both gradio versions.
+One walk through the tab as a new user takes it, in order (the tests share the app and page):
+a refused name, project ``テスト`` and a version, four pictures and a zip uploaded,
+preprocessing, an activation tag seen in the tag table, switching versions, the Train tab's live
+step count and settings kept over a reload; then a real (tiny) training run: 64 px, 1 repeat,
+2 epochs on a generated SD1 model, Begin train, the progress bar and loss chart, a page reload
+while it trains, the bar reaching the end. Screenshots of every stage go to
+``test-artifacts/browser-gradio<major>/``. Runs under both gradio versions.
 """
 
 from __future__ import annotations
@@ -12,17 +15,31 @@ from pathlib import Path
 
 import pytest
 
+from lib_train_tools.models.checkpoint_factory import write_checkpoint
+
 from .app_server import AppServer
-from .browser import artifacts, choose, chromium_page, expect_text, playwright_api, screenshot, text_input
+from .browser import (
+    artifacts,
+    choose,
+    chromium_page,
+    expect_text,
+    open_tab,
+    playwright_api,
+    screenshot,
+    text_input,
+)
 from .conftest import write_pictures, write_zip
 
 TIMEOUT_MS = 60_000  # generous: a loaded 2-core machine
+TRAINING_TIMEOUT_MS = 900_000  # 12 steps of the tiny model, slow when other work shares the CPU
+BASE_MODEL = "tiny-sd1.safetensors"
 ARTIFACTS = artifacts("browser")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("app")
+    write_checkpoint(root / "checkpoints" / BASE_MODEL, family="sd1", seed=0)
     app = AppServer.start(root / "output", root / "checkpoints", root / "app.log")
     yield app
     app.stop()
@@ -95,3 +112,49 @@ def test_new_user_walks_through_the_tab(server, page, tmp_path: Path):
     page.locator("#tt_tabs button", has_text="Train").first.click()
     playwright_api.expect(page.locator("#tt_opt_max_train_epochs input").first).to_have_value("5", timeout=TIMEOUT_MS)
     shot(page, "07-settings-restored")
+
+
+def set_field(page, name: str, value: str, saved: str) -> None:
+    """Type into a settings field and leave it (fields save when left)."""
+    box = text_input(page, f"tt_opt_{name}")
+    box.fill(value)
+    box.press("Tab")
+    expect_text(page, "tt_status", f"{name} = {saved} saved")
+
+
+def expect_progress(page, pattern: str, timeout_ms: int = TIMEOUT_MS) -> None:
+    expect_text(page, "tt_progress", pattern, timeout_ms)
+
+
+def test_a_tiny_training_run_shows_live_progress_across_a_reload(server, page):
+    choose(page, "tt_opt_base_model", BASE_MODEL)
+    expect_text(page, "tt_status", f"base_model = '{BASE_MODEL}' saved")
+    expect_text(page, "tt_architecture", "Detected: SD1")
+    set_field(page, "resolution", "64", "'64'")
+    set_field(page, "repeats", "1", "1")
+    set_field(page, "max_train_epochs", "2", "2")
+    expect_text(page, "tt_steps", r"6 images × 1 repeats = 6 samples ÷ batch 1 = 6 steps per epoch × 2 epochs = 12 ")
+    expect_text(page, "tt_runs", "1 run will be queued: テスト-v1")
+    expect_text(page, "tt_check", "no problems")
+    shot(page, "08-train-settings")
+
+    page.click("#tt_begin_train")
+    expect_text(page, "tt_status", r"queued 1 run of テスト/v1 \(テスト-v1\); training starts now")
+    expect_progress(page, r"step \d+/12", TRAINING_TIMEOUT_MS)
+    shot(page, "09-training")
+
+    page.reload()  # the page forgets everything: the state comes back from the job queue
+    open_tab(page, "Train")
+    expect_progress(page, r"テスト-v1.*(training|completed)")
+    expect_progress(page, r"step \d+/12")
+    shot(page, "10-after-reload")
+
+    expect_progress(page, "completed", TRAINING_TIMEOUT_MS)
+    bar = page.locator("#tt_progress .tt-bar").first
+    playwright_api.expect(bar).to_have_attribute("data-fraction", "1.000")
+    expect_progress(page, r"step 12/12 · epoch 2/2 · loss \d")
+    chart = page.locator("#tt_loss_chart svg.tt-loss-chart").first
+    playwright_api.expect(chart).to_have_attribute("data-points", "12", timeout=TIMEOUT_MS)
+    expect_text(page, "tt_queue", "completed")
+    expect_text(page, "tt_log", "finished: completed")
+    shot(page, "11-trained")

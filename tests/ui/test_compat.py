@@ -96,3 +96,19 @@ def test_the_queue_runs_several_events_at_once():
         assert demo._queue.default_concurrency_limit == 8
     else:
         assert demo._queue.max_thread_count == 8
+
+
+def test_poll_calls_with_the_inputs_current_values():
+    """gradio 3's every= would repeat the page load's input values: a hidden clock's change calls instead."""
+    with gr.Blocks() as demo:
+        box = gr.Textbox()
+        out = gr.HTML()
+        compat.poll(demo, lambda v: v, [box], [out], 1.0)
+    config = demo.get_config_file()
+    calls = [d for d in config["dependencies"] if d["inputs"] == [box._id]]
+    assert len(calls) == 1 and calls[0]["outputs"] == [out._id]
+    if compat.IS_GRADIO_4:
+        assert calls[0]["targets"][0][1] == "tick"
+    else:
+        assert calls[0]["trigger"] == "change" and calls[0]["targets"] != [box._id]
+        assert [d["every"] for d in config["dependencies"] if d.get("every")] == [1.0]
