@@ -5,15 +5,18 @@ loads it back. A run that completed then gets, in this order and each independen
 others' failures: older epoch files pruned (host setting ``keep_last_n_checkpoints``), its final
 file published to the LoRA folder as ``<project>-<version>`` (host setting ``auto_publish``; the
 activation tag becomes the card's activation text, the last sample image its picture), and the
-epoch x weight preview grid (the version's ``preview_all_epochs`` setting). A failure is raised
-after the other steps ran, so the job queue writes it into the job's log.
+epoch x weight preview grid (the version's ``preview_all_epochs`` setting). What they did and
+what failed is recorded in the run folder (``results/outcomes.py``) for the Results panel; a
+failure is also raised after the other steps ran, so the job queue writes it into the job's log.
+The preview grid's settings come from the version's first sample prompt and the run's training
+size (``preview_defaults``, which also fills the Results panel's preview form).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .projects import Store, StoreError, load_settings
 
@@ -52,6 +55,7 @@ class RunHooks:
                 step()
             except Exception as exc:  # one finishing step failing must not skip the others
                 failures.append(f"{name}: {exc}")
+                _record(job.run_dir, "problem", step=name, message=str(exc))
         if failures:
             raise RuntimeError("after the run: " + "; ".join(failures))
 
@@ -66,22 +70,79 @@ class RunHooks:
 
         samples = [Path(s.path) for s in progress.samples if s.path and Path(s.path).is_file()]
         notes = default_notes(job.project, job.version, job.run_name, epoch=progress.epoch, steps=progress.step)
-        return auto_publish(final, self.host.lora_dir(), job.project, job.version,
+        path = auto_publish(final, self.host.lora_dir(), job.project, job.version,
                             activation_text=settings.get("activation_tag") or "", notes=notes,
                             preview_image=samples[-1] if samples else None)
+        _record(job.run_dir, "published", name=path.stem, path=path, checkpoint=final.name)
+        return path
 
     def _preview(self, job: Any, settings: dict):
         from .results.preview import PreviewRequest, render_preview
+        from .results.runs import read_run
 
-        request = PreviewRequest(prompt=preview_prompt(settings))
-        return render_preview(job.run_dir, request, self.host.preview_renderer())
+        run = read_run(job.run_dir)
+        request = PreviewRequest(**preview_defaults(settings, run.settings, run.progress.architecture))
+        result = render_preview(job.run_dir, request, self.host.preview_renderer())
+        folder = getattr(result, "folder", None)
+        if folder is not None:
+            _record(job.run_dir, "preview", folder=Path(folder).name)
+        return result
 
 
-def preview_prompt(settings: dict) -> str:
+def preview_defaults(settings: Mapping[str, Any], run_settings: Mapping[str, Any] | None = None,
+                     architecture: str | None = None) -> dict[str, Any]:
+    """``PreviewRequest`` fields from a version's settings and (optionally) a run's trainer options.
+
+    The first sample prompt gives the prompt and its flags (negative prompt, size, seed, steps,
+    CFG, sampler); missing ones come from the run (its training size and ``sample_sampler``), else
+    the sampler's defaults. No sample prompt: the activation tag is the prompt. No seed: random.
+    """
+    from .results.preview import RANDOM_SEED
+    from .train.sample_prompts import SamplePrompt, parse_prompt_line
+    from .train.sampling import resolve_sampler
+
+    run_settings = run_settings or {}
+    width, height = _training_size(run_settings.get("resolution"), architecture)
+    base = SamplePrompt("", width=width, height=height)
+    lines = [line.strip() for line in (settings.get("sample_prompt") or "").splitlines()
+             if line.strip() and not line.strip().startswith("#")]
+    first = parse_prompt_line(lines[0], base)[0] if lines else base
+    sampler = first.sampler or run_settings.get("sample_sampler") or ""
+    return {
+        "prompt": first.prompt or settings.get("activation_tag") or PREVIEW_FALLBACK_PROMPT,
+        "negative_prompt": first.negative_prompt, "sampler": resolve_sampler(str(sampler))[0],
+        "steps": first.steps, "cfg_scale": first.cfg_scale, "width": first.width, "height": first.height,
+        "seeds": (first.seed if first.seed is not None else RANDOM_SEED,),
+    }
+
+
+def preview_prompt(settings: Mapping[str, Any]) -> str:
     """The first sample prompt without its sd-scripts flags, else the activation tag."""
-    first = (settings.get("sample_prompt") or "").strip().splitlines()
-    prompt = first[0].split(" --")[0].strip() if first else ""
-    return prompt or settings.get("activation_tag") or PREVIEW_FALLBACK_PROMPT
+    return preview_defaults(settings)["prompt"]
+
+
+def _training_size(resolution: Any, architecture: str | None) -> tuple[int, int]:
+    """The run's training size ("512" or "w,h"); unset or unreadable: 1024 for SDXL, else 512."""
+    from .train.config_checks import parse_resolution
+
+    try:
+        return parse_resolution(str(resolution)) if resolution else _family_size(architecture)
+    except ValueError:
+        return _family_size(architecture)
+
+
+def _family_size(architecture: str | None) -> tuple[int, int]:
+    return (1024, 1024) if architecture == "sdxl" else (512, 512)
+
+
+def _record(run_dir: Path, kind: str, **fields: Any) -> None:
+    """Note a finishing step's outcome for the Results panel; a full disk must not hide the step's own result."""
+    from .results.outcomes import record_outcome
+
+    try:
+        record_outcome(Path(run_dir), kind, auto=True, **fields)
+    except OSError:
+        pass
 
 
 def _prune(run_dir: Path, output_name: str, keep: int) -> list[Path]:

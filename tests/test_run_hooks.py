@@ -13,7 +13,8 @@ from safetensors.torch import save_file
 
 from lib_train_tools.host.base import HostSettings
 from lib_train_tools.projects import Store, update_settings
-from lib_train_tools.run_hooks import RunHooks, preview_prompt
+from lib_train_tools.results.outcomes import read_outcomes
+from lib_train_tools.run_hooks import RunHooks, preview_defaults, preview_prompt
 
 
 class FakeHost:
@@ -72,6 +73,8 @@ def test_a_completed_run_is_pruned_and_published(run, tmp_path: Path):
     assert "run 'run1' (epoch 2, 16 steps)" in card["notes"]
     assert (tmp_path / "lora" / "テスト-v1.safetensors").is_file()
     assert (tmp_path / "lora" / "テスト-v1.preview.png").is_file()
+    published = read_outcomes(job.run_dir).published  # the Results panel shows where it went
+    assert [(p.name, p.checkpoint, p.auto) for p in published] == [("テスト-v1", "tiny.safetensors", True)]
 
 
 def test_other_endings_only_reload_the_host_model(run, tmp_path: Path):
@@ -95,9 +98,22 @@ def test_preview_grid_when_the_version_asks_and_failures_are_reported_together(r
     with pytest.raises(RuntimeError, match="after the run: publish"):
         RunHooks(host, store).after_job(job, progress)
     assert rendered == [(job.run_dir, "red circle", "renderer")]  # the preview ran although publishing failed
+    problems = read_outcomes(job.run_dir).problems
+    assert len(problems) == 1 and problems[0].startswith("publish: ")
 
 
 def test_preview_prompt_fallbacks():
     assert preview_prompt({"sample_prompt": "  a cat --n blurry\n"}) == "a cat"
     assert preview_prompt({"activation_tag": "mychar"}) == "mychar"
     assert preview_prompt({}) == "a picture"
+
+
+def test_preview_defaults_take_the_sample_prompt_flags_then_the_run():
+    found = preview_defaults({"sample_prompt": "a cat --n blurry --w 96 --h 64 --s 12 --l 4 --d 9 --ss euler"},
+                             {"resolution": "128,96", "sample_sampler": "ddim"})
+    assert found == {"prompt": "a cat", "negative_prompt": "blurry", "sampler": "euler", "steps": 12, "cfg_scale": 4.0,
+                     "width": 96, "height": 64, "seeds": (9,)}
+    run_only = preview_defaults({"activation_tag": "mychar"}, {"resolution": "128,96", "sample_sampler": "k_euler_a"})
+    assert (run_only["prompt"], run_only["width"], run_only["height"], run_only["sampler"], run_only["seeds"]) == \
+        ("mychar", 128, 96, "euler_a", (-1,))
+    assert preview_defaults({}, {}, "sdxl")["width"] == 1024 and preview_defaults({}, {"resolution": "x"})["width"] == 512

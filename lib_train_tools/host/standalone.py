@@ -3,14 +3,16 @@
 Base checkpoints are every ``.safetensors``/``.ckpt`` file under the checkpoints folder (titles
 are paths relative to it, with forward slashes); WD14 taggers are the subfolders of
 ``<output_root>/taggers/`` (or of a folder given with ``--taggers``) that hold a WD14 model;
-previews are drawn with our own sampler from ``results/``. Training needs no host model to be
-unloaded, so the training hooks do nothing.
+previews are drawn with our own sampler from ``results/``. The host keeps one renderer, so the
+base model it loaded stays cached between previews; before a training job starts, the renderer
+lets go of it (the trainer subprocess needs the memory more).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 from .base import CheckpointChoice, HostSettings
@@ -50,6 +52,8 @@ class StandaloneHost:
         self._lora_dir = Path(lora_dir).resolve() if lora_dir else self._output_root / "lora"
         self._taggers_dir = Path(taggers_dir).resolve() if taggers_dir else self._output_root / TAGGERS_FOLDER
         self._settings = settings
+        self._renderer = None
+        self._renderer_lock = threading.Lock()
 
     def output_root(self) -> Path:
         return self._output_root
@@ -69,6 +73,13 @@ class StandaloneHost:
         return [WD14Tagger(folder) for folder in find_wd14_folders(self._taggers_dir)]
 
     def preview_renderer(self):
+        """The host's one renderer (made on first use)."""
+        with self._renderer_lock:
+            if self._renderer is None:
+                self._renderer = self._make_renderer()
+            return self._renderer
+
+    def _make_renderer(self):
         try:
             from ..results.own_renderer import OwnSamplerRenderer
         except ImportError as exc:
@@ -81,7 +92,10 @@ class StandaloneHost:
         return self._settings
 
     def before_training(self) -> None:
-        return None
+        """Free the preview model (waits for an image being rendered to finish)."""
+        release = getattr(self._renderer, "release", None)
+        if release is not None:
+            release()
 
     def after_training(self) -> None:
         return None

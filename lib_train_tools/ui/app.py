@@ -33,6 +33,6 @@ def build_ui(services) -> gr.Blocks:
                 with gr.Tab("Train", elem_id="tt_tab_train") as train_tab:
                     build_train_panel(ctx, train_tab)
                     build_progress_panel(ctx)  # Begin train, live progress and the queue
-                with gr.Tab("Results", elem_id="tt_tab_results"):
-                    build_results_panel(ctx)  # runs, previews and publishing (coming)
+                with gr.Tab("Results", elem_id="tt_tab_results") as results_tab:
+                    build_results_panel(ctx, results_tab)
     return demo

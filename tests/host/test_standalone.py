@@ -62,3 +62,18 @@ def test_preview_renderer_is_the_own_sampler_or_says_why_not(tmp_path: Path):
             renderer.render(object())
     else:
         assert type(renderer).__name__ == "OwnSamplerRenderer"
+
+
+def test_one_renderer_keeps_its_model_until_training_starts(tmp_path: Path):
+    from lib_train_tools.models.checkpoint_factory import write_checkpoint
+    from lib_train_tools.results.preview import CellRequest
+
+    host = StandaloneHost(tmp_path / "out", tmp_path / "models")
+    renderer = host.preview_renderer()
+    assert host.preview_renderer() is renderer  # one renderer: its cached model serves every preview
+    base = write_checkpoint(tmp_path / "models" / "tiny.safetensors", family="sd1", seed=3)
+    renderer.render(CellRequest(base_model=base, lora_path=None, weight=0.0, prompt="a", steps=1, width=64,
+                                height=64))
+    assert renderer.cached_base == base.resolve()
+    host.before_training()
+    assert renderer.cached_base is None
