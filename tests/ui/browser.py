@@ -55,8 +55,10 @@ def expect_text(page, elem_id: str, pattern: str, timeout_ms: int = TIMEOUT_MS) 
     playwright_api.expect(page.locator(f"#{elem_id}").first).to_contain_text(re.compile(pattern), timeout=timeout_ms)
 
 
-def expect_value(page, elem_id: str, value: str) -> None:
-    playwright_api.expect(text_input(page, elem_id)).to_have_value(value, timeout=TIMEOUT_MS)
+def expect_value(page, elem_id: str, value: str, pattern: bool = False) -> None:
+    """A textbox's or a single-choice dropdown's value: exactly ``value``, or matching it as a regex."""
+    wanted = re.compile(value) if pattern else value
+    playwright_api.expect(text_input(page, elem_id)).to_have_value(wanted, timeout=TIMEOUT_MS)
 
 
 def choose(page, elem_id: str, option: str) -> None:

@@ -5,12 +5,16 @@ a refused name, project ``テスト`` and a version, four pictures and a zip upl
 preprocessing, an activation tag seen in the tag table, switching versions, the Train tab's live
 step count and settings kept over a reload; then a real (tiny) training run: 64 px, 1 repeat,
 2 epochs on a generated SD1 model, Begin train, the progress bar and loss chart, a page reload
-while it trains, the bar reaching the end. Screenshots of every stage go to
-``test-artifacts/browser-gradio<major>/``. Runs under both gradio versions.
+while it trains, the bar reaching the end; then Results: the run's checkpoints, a 2 x 2 preview
+grid (2 epochs x weights 0 and 1), Publish under a new name and its three files in the LoRA
+folder. Screenshots of every stage go to ``test-artifacts/browser-gradio<major>/``. Runs under
+both gradio versions.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -23,6 +27,7 @@ from .browser import (
     choose,
     chromium_page,
     expect_text,
+    expect_value,
     open_tab,
     playwright_api,
     screenshot,
@@ -32,15 +37,32 @@ from .conftest import write_pictures, write_zip
 
 TIMEOUT_MS = 60_000  # generous: a loaded 2-core machine
 TRAINING_TIMEOUT_MS = 900_000  # 12 steps of the tiny model, slow when other work shares the CPU
+RENDER_TIMEOUT_MS = 600_000  # 4 pictures of the tiny model
 BASE_MODEL = "tiny-sd1.safetensors"
+PUBLISHED = "テスト-lora"
+
+
+@pytest.fixture(scope="module")
+def app_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("app")
 ARTIFACTS = artifacts("browser")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("app")
+def server(app_root):
+    root = app_root
     write_checkpoint(root / "checkpoints" / BASE_MODEL, family="sd1", seed=0)
-    app = AppServer.start(root / "output", root / "checkpoints", root / "app.log")
+    # one torch thread (the trainer and the preview): on a busy 2-core machine two threads that
+    # fight other processes make the tiny model several times slower
+    saved = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        app = AppServer.start(root / "output", root / "checkpoints", root / "app.log")
+    finally:
+        if saved is None:
+            os.environ.pop("OMP_NUM_THREADS")
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
     yield app
     app.stop()
 
@@ -158,3 +180,36 @@ def test_a_tiny_training_run_shows_live_progress_across_a_reload(server, page):
     expect_text(page, "tt_queue", "completed")
     expect_text(page, "tt_log", "finished: completed")
     shot(page, "11-trained")
+
+
+def test_the_run_is_previewed_and_published_from_results(server, page, app_root):
+    open_tab(page, "Results")
+    expect_text(page, "tt_results_runs", "completed")
+    choose(page, "tt_results_run", "テスト-v1")
+    expect_text(page, "tt_results_checkpoints", r"final \(epoch 2\)")
+    shot(page, "12-results")
+
+    # the panel was first filled mid-training (epoch 1 only) and keeps the ticked epochs: add the final one
+    choose(page, "tt_pv_epochs", "テスト-v1.safetensors")
+    text_input(page, "tt_pv_weights").fill("0, 1")
+    text_input(page, "tt_pv_seeds").fill("7")
+    text_input(page, "tt_pv_steps").fill("8")
+    page.click("#tt_pv_render")
+    expect_text(page, "tt_status", r"rendered 4 image\(s\) \(2 epoch\(s\) × 2 weight\(s\)", RENDER_TIMEOUT_MS)
+    playwright_api.expect(page.locator("#tt_pv_grid img").first).to_be_visible(timeout=TIMEOUT_MS)
+    page.locator("#tt_pv_cells button.thumbnail-item").nth(3).click()  # epoch 2 at weight 1: the card picture
+    expect_value(page, "tt_pub_image", r"r01_.*_w1_s7\.png$", pattern=True)
+    shot(page, "13-preview-grid")
+
+    choose(page, "tt_pub_checkpoint", "テスト-v1.safetensors")  # the final file (see the epochs above)
+    text_input(page, "tt_pub_name").fill(PUBLISHED)
+    page.click("#tt_pub_publish")
+    expect_text(page, "tt_pub_result", f"Published {PUBLISHED}")
+    lora_dir = app_root / "output" / "lora"
+    names = {p.name for p in lora_dir.iterdir()}
+    assert {f"{PUBLISHED}.safetensors", f"{PUBLISHED}.preview.png", f"{PUBLISHED}.json"} <= names
+    card = json.loads((lora_dir / f"{PUBLISHED}.json").read_text(encoding="utf-8"))
+    assert card["activation text"] == "mychar" and card["sd version"] == "SD1"
+    run_dir = app_root / "output" / "projects" / "テスト" / "versions" / "v1" / "trains" / "テスト-v1"
+    assert (lora_dir / f"{PUBLISHED}.safetensors").read_bytes() == (run_dir / "テスト-v1.safetensors").read_bytes()
+    shot(page, "14-published")
