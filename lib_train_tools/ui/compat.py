@@ -104,17 +104,27 @@ def event_fn(call: Callable[..., Any], n_inputs: int, *, select: bool = False, p
     return handler
 
 
-def save_events(kind: str, name: str = "") -> list[tuple[str, dict]]:
+SETTINGS_SLOT = "tt_settings"  # gradio 4 queue slot shared by field saves and the actions that read them
+
+
+def settings_slot() -> dict[str, Any]:
+    """Listener arguments that run an event in the settings' queue slot, one at a time in the order
+    they were made (gradio 4): a save made by leaving a field runs before a *Begin train* clicked
+    right after it. gradio 3 has one pool of workers and starts events in order anyway."""
+    return {"concurrency_limit": 1, "concurrency_id": SETTINGS_SLOT} if IS_GRADIO_4 else {}
+
+
+def save_events(kind: str) -> list[tuple[str, dict]]:
     """The events (name, listener arguments) on which a settings field of ``kind`` saves itself.
 
     Only user edits save (never a value set by loading a version), once per finished edit, with
     the value the field has at that moment: text and numbers on ``blur`` (and ``submit``, Enter),
     sliders on ``release``, choices on ``input``. Numbers do not save on ``input``: gradio 4 never
     fires it for an emptied field (so "unset" could not be saved) and, with ``always_last``,
-    could send a held-back keystroke after a later edit. In gradio 4 a field's save events share
-    one queue slot (``concurrency_id``), so they run in the order they were made.
+    could send a held-back keystroke after a later edit. Saves run in the settings' queue slot
+    (``settings_slot``), so they run in the order they were made.
     """
-    once = {"concurrency_limit": 1, "concurrency_id": f"tt_save_{name or kind}"} if IS_GRADIO_4 else {}
+    once = settings_slot()
     if kind in ("checkbox", "dropdown", "checkpoint", "multiselect"):
         return [("input", dict(once))]
     if kind == "slider":

@@ -16,7 +16,7 @@ import gradio as gr
 
 from . import progress_actions as actions
 from . import queue_actions as queue
-from .compat import event_fn, poll
+from .compat import event_fn, poll, settings_slot
 from .loss_chart import loss_chart_svg
 from .progress_view import progress_html
 from .queue_actions import QUEUE_HEADERS
@@ -66,7 +66,9 @@ def _wire(ctx: PanelContext, c: dict[str, Any]) -> None:
         event.then(tick, inputs=poll_in, outputs=poll_out, show_progress="hidden")
 
     for button, handler in ((c["begin"], actions.begin_train), (c["add"], actions.add_to_queue)):
-        refresh(wire(button.click, _with(services, handler), [sel], [job], status=status))
+        # after any save of a field left just before the click (they share the settings' queue slot)
+        refresh(wire(button.click, _with(services, handler), [sel], [job], status=status,
+                     listener_kwargs=settings_slot()))
     refresh(wire(c["cancel"].click, _with(services, actions.cancel_job), [job, sel], [job], status=status))
     for button, delta in ((c["up"], -1), (c["down"], 1)):
         refresh(wire(button.click, _mover(services, delta), [job, sel], [job], status=status))

@@ -120,7 +120,7 @@ def _wire(ctx: PanelContext, panel: TrainPanel, tab: Any) -> None:
         wire(tab.select, _viewer(services), view_in, view_out, status=status)
     for field in panel.fields:
         extra_out = [ex.get(n) or comps[n] for n in actions.extra_output_names(field.name)]
-        for event, kwargs in save_events(field.kind, field.name):
+        for event, kwargs in save_events(field.kind):
             wire(event_listener(comps[field.name], event), _saver(services, field.name), [sel, comps[field.name]],
                  [ex["check"]] + extra_out, status=status, show_progress=False, listener_kwargs=kwargs)
     grid_inputs = [comps[f.name] for f in actions.grid_fields()]

@@ -53,17 +53,18 @@ def test_js_and_save_events_follow_the_version():
         components = {"number": gr.Number(), "slider": gr.Slider(), "text": gr.Textbox(),
                       "textarea": gr.Textbox(lines=3), "checkbox": gr.Checkbox(), "dropdown": gr.Dropdown()}
         for kind, component in components.items():
-            for name, kwargs in compat.save_events(kind, "field"):
+            for name, kwargs in compat.save_events(kind):
                 compat.event_listener(component, name)(lambda v: None, inputs=[component], outputs=[], **kwargs)
 
 
-def test_a_fields_save_events_share_one_queue_slot_in_gradio_4():
-    """Enter then leaving the field: two saves of one field run in the order they were made."""
-    events = compat.save_events("number", "max_train_epochs")
+def test_saves_share_one_queue_slot_in_gradio_4():
+    """Enter then leaving a field, or leaving it by clicking Begin train: run in the order made."""
+    events = compat.save_events("number") + compat.save_events("checkbox")
     if compat.IS_GRADIO_4:
-        assert {kw["concurrency_id"] for _, kw in events} == {"tt_save_max_train_epochs"}
-        assert all(kw["concurrency_limit"] == 1 for _, kw in events)
-    assert all("trigger_mode" not in kw for _, kw in events)  # never a held-back older value
+        assert all(kw == {"concurrency_id": compat.SETTINGS_SLOT, "concurrency_limit": 1} for _, kw in events)
+        assert compat.settings_slot() == events[0][1]
+    else:
+        assert compat.settings_slot() == {} and all(kw == {} for _, kw in events)
 
 
 def test_number_blur_is_a_listener_in_both_versions():
