@@ -13,6 +13,7 @@ page keeps in a hidden box), so an idle page or a running job's unchanged parts 
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -158,8 +159,6 @@ def _chart(progress: Any) -> str:
 
 
 def _log_html(text: str) -> str:
-    import html
-
     if not text:
         return '<div class="tt-log tt-log-empty">The trainer\'s log appears here.</div>'
     return f'<div class="tt-log"><pre>{html.escape(text)}</pre></div>'
