@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         if demo_files is not None:
             from .demo_files import instructions
 
-            print(instructions(demo_files, url), flush=True)
+            print(instructions(demo_files, url, services.host.lora_dir()), flush=True)
         blocks.block_thread()
     except KeyboardInterrupt:
         pass

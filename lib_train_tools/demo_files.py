@@ -30,10 +30,10 @@ PICTURES = (
     ("orange-square", (220, 230, 245), (240, 140, 30), "square", "orange square, blue background"),
 )
 LOOSE_PICTURES = 4
-# Small enough for a CPU: 64-pixel images, a narrow LoRA, a few epochs.
+# Small enough for a CPU: 64-pixel images, a narrow LoRA, two epochs (a 2-row preview grid).
 DEMO_SETTINGS = {
     "resolution": "64", "network_dim": 8, "network_alpha": 4.0, "train_batch_size": 2,
-    "max_train_epochs": 3, "repeats": 4, "learning_rate": 0.002, "save_every_n_epochs": 1,
+    "max_train_epochs": 2, "repeats": 4, "learning_rate": 0.002, "save_every_n_epochs": 1,
     "sample_prompt": "demo, red circle --w 64 --h 64 --s 8", "base_model": DEMO_CHECKPOINT,
 }
 
@@ -89,14 +89,21 @@ def _png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def instructions(files: DemoFiles, url: str) -> str:
+def instructions(files: DemoFiles, url: str, lora_dir: Path | None = None) -> str:
     """What to click, printed when the demo app starts."""
+    published = f" ({lora_dir})" if lora_dir else ""
     return "\n".join([
         f"[demo] base model: {files.checkpoint}",
         f"[demo] dataset: {files.dataset} ({LOOSE_PICTURES} pictures with captions, and {files.zip_file.name})",
-        f"[demo] open {url} and:",
-        "  1. type a project name (any language) and press Create project; type a version name, press Create version",
-        f"  2. Dataset: drop the files of {files.dataset} (the zip too) on the upload box, then press Preprocess",
-        "  3. Tags: type an activation tag (e.g. demo_shapes) and press Set activation tag",
-        f"  4. Train: open 'Presets and other versions', choose {files.preset} and press Load preset",
+        f"[demo] open {url} in a browser, then:",
+        "  1. Project: type a name (any language, e.g. shapes), press Create project; type v1, press Create version",
+        f"  2. Dataset: drop every file of {files.dataset.resolve()} (the zip too) on the upload box; set width and "
+        "height to 64 under Preprocessing and press Preprocess",
+        "  3. Tags (further down the Dataset tab): type an activation tag, e.g. shapes, press Set activation tag",
+        f"  4. Train: open 'Presets and other versions', choose {files.preset}, press Load preset",
+        "  5. Press Begin train: the bar, the loss chart and the samples follow the run (about a minute on a CPU)",
+        "  6. Results: choose the run; set Width and Height to 64 and Steps to 8 (the demo model is tiny), press "
+        "Render preview (rows: epochs, columns: LoRA weights)",
+        "  7. Publish: type a name, press Publish; the LoRA, its picture and its card go to the LoRA folder"
+        + published,
     ])

@@ -24,3 +24,15 @@ def test_prepare_demo(tmp_path):
     assert preset == DEMO_SETTINGS
     again = prepare_demo(tmp_path / "ck", tmp_path / "data", tmp_path / "out")
     assert again.checkpoint.stat().st_mtime == files.checkpoint.stat().st_mtime  # reused, not rewritten
+
+
+def test_the_printed_steps_reach_a_published_lora(tmp_path):
+    from lib_train_tools.demo_files import instructions
+
+    files = prepare_demo(tmp_path / "ck", tmp_path / "data", tmp_path / "out")
+    text = instructions(files, "http://127.0.0.1:7870/", tmp_path / "out" / "lora")
+    steps = [line for line in text.splitlines() if line.startswith("  ")]
+    assert [line.split(".")[0].strip() for line in steps] == [str(i) for i in range(1, 8)]
+    for words in ("Create project", str(files.dataset), "Preprocess", "Set activation tag", "demo-cpu",
+                  "Begin train", "Render preview", "Publish", str(tmp_path / "out" / "lora")):
+        assert words in text, words

@@ -2,7 +2,8 @@
 
 A version's settings (``settings.json``) are one flat dict: trainer option names from the registry
 (``train/params.py``) plus the tab's own settings declared here in `RUN_PARAMS` (the base model,
-LoRA or LoCon, repeats, a sample prompt, ...), declared once with the registry's `Param` record.
+LoRA or LoCon, repeats, a sample prompt, ..., and the ``grid_<option>`` lists of
+``grid_settings.py``), declared once with the registry's `Param` record.
 `build_run_config` maps them to trainer options; `check_run_config` validates them with the
 trainer's own loader so every problem is reported at submit time, and `write_run_files` writes
 ``config.toml`` (and the sample prompt file) into the run folder.
@@ -19,6 +20,7 @@ from ..projects.atomic import atomic_write_text
 from ..projects.layout import PROCESSED_FOLDER_PATTERN, VersionPaths
 from ..train.config import ConfigError, load_config, save_config
 from ..train.params import PARAMS_BY_NAME, Param, get_param
+from .grid_settings import GRID_PARAMS
 from .job import CONFIG_FILE, SAMPLE_PROMPTS_FILE, JobError
 
 NETWORK_TYPES = ("LoRA", "LoCon")
@@ -40,7 +42,7 @@ RUN_PARAMS: tuple[Param, ...] = (
           help="When a run completes, render the preview grid of every epoch's file."),
     Param("activation_tag", str, None, group="dataset", ui="text",
           help="Trigger word of the LoRA, written into its published card as the activation text."),
-)
+) + GRID_PARAMS  # grid_<option>: several values of a grid option (grid_settings.py)
 RUN_PARAMS_BY_NAME: dict[str, Param] = {p.name: p for p in RUN_PARAMS}
 _clash = set(RUN_PARAMS_BY_NAME) & set(PARAMS_BY_NAME)
 if _clash:  # the tab's settings and trainer options share one flat dict

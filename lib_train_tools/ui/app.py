@@ -32,7 +32,7 @@ def build_ui(services) -> gr.Blocks:
                     build_dataset_panel(ctx)
                 with gr.Tab("Train", elem_id="tt_tab_train") as train_tab:
                     build_train_panel(ctx, train_tab)
-                    build_progress_panel(ctx)  # the queue, progress and "Begin train" (coming)
+                    build_progress_panel(ctx)  # Begin train, live progress and the queue
                 with gr.Tab("Results", elem_id="tt_tab_results") as results_tab:
                     build_results_panel(ctx, results_tab)
     return demo

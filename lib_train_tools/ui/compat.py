@@ -9,11 +9,12 @@ Everything else in ``ui/`` uses only what both versions share (``gr.update``, ``
   per-event ``default_concurrency_limit`` in gradio 4;
 - page-wide JavaScript: gradio 4 takes ``<script>`` tags in ``head``; gradio 3 has no ``head``,
   so the script runs from a page-load event;
-- polling: ``gr.Timer`` in gradio 4.40, ``every=`` on a load event in gradio 3;
+- polling: ``gr.Timer`` in gradio 4.40; in gradio 3 ``every=`` (which repeats a call with the
+  inputs of the page load) ticks a hidden clock whose ``change`` event makes the call;
 - gradio 4.40 copies every file it serves into its cache; gradio 3 serves temporary copies as
   well, but both need the output root in ``allowed_paths`` for direct links;
-- ``gr.Number`` has a ``blur`` event in gradio 3 only, so fields save on different events
-  (``save_events``);
+- ``gr.Number`` has a ``blur`` listener in gradio 3 only; gradio 4.40's page fires ``blur`` too,
+  so ``event_listener`` binds the generic one (fields save on the same events in both);
 - ``gr.Dataframe`` in gradio 3 drops the headers of an empty list of rows, so tables go out as
   pandas frames (``to_gradio``);
 - both versions find ``gr.Progress`` and ``gr.SelectData`` parameters by inspecting the event
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import types
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -102,20 +104,47 @@ def event_fn(call: Callable[..., Any], n_inputs: int, *, select: bool = False, p
     return handler
 
 
+SETTINGS_SLOT = "tt_settings"  # gradio 4 queue slot shared by field saves and the actions that read them
+
+
+def settings_slot() -> dict[str, Any]:
+    """Listener arguments that run an event in the settings' queue slot, one at a time in the order
+    they were made (gradio 4): a save made by leaving a field runs before a *Begin train* clicked
+    right after it. gradio 3 has one pool of workers and starts events in order anyway."""
+    return {"concurrency_limit": 1, "concurrency_id": SETTINGS_SLOT} if IS_GRADIO_4 else {}
+
+
 def save_events(kind: str) -> list[tuple[str, dict]]:
     """The events (name, listener arguments) on which a settings field of ``kind`` saves itself.
 
-    Only user edits save (never a value set by loading a version), one event per finished edit
-    where the version has such an event: gradio 3's ``gr.Number`` has ``blur``; gradio 4's has
-    not, so it saves on ``input`` with one call at a time, the latest value last.
+    Only user edits save (never a value set by loading a version), once per finished edit, with
+    the value the field has at that moment: text and numbers on ``blur`` (and ``submit``, Enter),
+    sliders on ``release``, choices on ``input``. Numbers do not save on ``input``: gradio 4 never
+    fires it for an emptied field (so "unset" could not be saved) and, with ``always_last``,
+    could send a held-back keystroke after a later edit. Saves run in the settings' queue slot
+    (``settings_slot``), so they run in the order they were made.
     """
-    if kind in ("checkbox", "dropdown", "checkpoint"):
-        return [("input", {})]
+    once = settings_slot()
+    if kind in ("checkbox", "dropdown", "checkpoint", "multiselect"):
+        return [("input", dict(once))]
     if kind == "slider":
-        return [("release", {})]
-    if kind == "number" and IS_GRADIO_4:
-        return [("input", {"trigger_mode": "always_last", "concurrency_limit": 1})]
-    return [("blur", {})] if kind == "textarea" else [("blur", {}), ("submit", {})]
+        return [("release", dict(once))]
+    return [("blur", dict(once))] if kind == "textarea" else [("blur", dict(once)), ("submit", dict(once))]
+
+
+def event_listener(component: Any, event: str) -> Callable:
+    """``component``'s listener for ``event`` (e.g. ``number.blur``).
+
+    gradio 4.40's ``gr.Number`` fires ``blur`` in the page but its Python class lists no
+    ``blur`` listener; the generic one of ``gr.events.Events`` is bound to it instead.
+    """
+    method = getattr(component, event, None)
+    if method is not None:
+        return method
+    trigger = getattr(getattr(gr.events, "Events", None), event, None)
+    if trigger is None or not hasattr(trigger, "listener"):
+        raise AttributeError(f"{type(component).__name__} has no {event} event in gradio {gr.__version__}")
+    return types.MethodType(trigger.listener, component)
 
 
 def latest_only() -> dict[str, Any]:
@@ -171,9 +200,23 @@ def launch_kwargs(host: str, port: int, allowed_paths: Sequence[Path]) -> dict[s
 
 
 def poll(demo: gr.Blocks, fn: Callable, inputs: list, outputs: list, seconds: float) -> None:
-    """Call ``fn`` every ``seconds`` while the page is open (for live progress)."""
+    """Call ``fn`` with the inputs' current values every ``seconds`` while the page is open (live
+    progress), without a loading indicator on its outputs. Call it inside the Blocks' layout.
+
+    gradio 4.40 has ``gr.Timer``. gradio 3's ``every=`` repeats the call with the inputs' values
+    from when the page loaded, so there a repeating load only writes the time into a hidden box
+    and that box's ``change`` event makes the call, with the inputs as they are then.
+    """
     timer_class = getattr(gr, "Timer", None)
     if IS_GRADIO_4 and timer_class is not None:
         timer_class(seconds).tick(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
         return
-    demo.load(fn, inputs=inputs, outputs=outputs, every=seconds)
+    clock = gr.Textbox(visible=False)
+    demo.load(_clock_text, None, clock, every=seconds, show_progress="hidden")
+    clock.change(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
+
+
+def _clock_text() -> str:
+    import time
+
+    return f"{time.monotonic():.3f}"

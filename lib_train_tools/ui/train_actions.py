@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .. import presets
 from ..projects import load_settings, save_settings, update_settings
 from ..projects.layout import VersionPaths
 from .gallery import processed_image_count
 from .replies import Reply, Update, choices, ok
+from .run_preview import runs_html
 from .selection import parse_selection, require_version, selection_key
-from .train_form import LOCON_FIELDS, Field, display_value, form_fields, setting_value
+from .train_form import GRID_KINDS, LOCON_FIELDS, Field, display_value, form_fields, only_changes, setting_value
 from .train_settings import (
     advanced_toml,
     apply_repeats,
@@ -31,8 +32,8 @@ from .train_settings import (
 )
 from .vram import vram_text
 
-VIEW_EXTRAS = ("architecture", "steps", "check", "advanced", "presets", "other_versions")
-APPLIED_EXTRAS = VIEW_EXTRAS[:4]
+VIEW_EXTRAS = ("architecture", "steps", "check", "runs", "advanced", "presets", "other_versions")
+APPLIED_EXTRAS = VIEW_EXTRAS[:5]
 
 
 def checkpoint_map(services) -> dict[str, Path]:
@@ -58,19 +59,37 @@ def _applied(services, version: VersionPaths, settings: Mapping[str, Any]) -> tu
     values = tuple(_field_value(f, settings, version, titles) for f in form_fields())
     arch = architecture_text(checkpoints, settings.get("base_model"))
     check = check_html(services, settings)
-    return values + (_html(arch), steps_html(version, settings), check, advanced_toml(settings))
+    return values + (_html(arch), steps_html(version, settings), check, runs_html(version, settings),
+                     advanced_toml(settings))
 
 
-def train_view(services, selection: str | None) -> Reply:
-    """The form for the chosen version (empty defaults when none is chosen)."""
+def train_view(services, selection: str | None, shown: Sequence[Any] | None = None) -> Reply:
+    """The form for the chosen version (empty defaults when none is chosen).
+
+    ``shown``: what the page showed when the reload was asked (one value per form field, then
+    the advanced box); values the page already shows are left out, so a field typed into while
+    the reload was on its way keeps what the user typed (``train_form.only_changes``).
+    """
     if not parse_selection(selection):
         fields = form_fields()
         empty = tuple(Update.of(value=display_value(f, {})) for f in fields)
-        return Reply(None, empty + ("", "", "", "", _preset_choices(services), choices([], None)))
-    version = require_version(services, selection)
-    settings = load_settings(version)
-    return Reply(None, _applied(services, version, settings) + (_preset_choices(services),
-                                                                _other_versions(services, selection)))
+        values = empty + ("", "", "", "", "")
+        lists = (_preset_choices(services), choices([], None))
+    else:
+        version = require_version(services, selection)
+        values = _applied(services, version, load_settings(version))
+        lists = (_preset_choices(services), _other_versions(services, selection))
+    return Reply(None, _keep_shown(values, shown) + lists)
+
+
+def _keep_shown(values: tuple, shown: Sequence[Any] | None) -> tuple:
+    """``values`` (fields, architecture, steps, check, advanced) less what the page already shows."""
+    if shown is None:
+        return values
+    n = len(values) - len(APPLIED_EXTRAS)
+    fields = only_changes(values[:n], tuple(shown[:n]))
+    advanced = only_changes(values[-1:], tuple(shown[n:n + 1]))
+    return fields + values[n:-1] + advanced
 
 
 def save_field(services, selection: str, name: str, raw: Any) -> Reply:
@@ -124,6 +143,28 @@ def steps_html(version: VersionPaths, settings: Mapping[str, Any]) -> str:
     batch = settings.get("train_batch_size", fields["train_batch_size"].default)
     repeats = version_repeats(version, settings)
     return _html(step_summary(processed_image_count(version), repeats, epochs, batch, _max_steps(settings)))
+
+
+def grid_fields() -> list[Field]:
+    return [f for f in form_fields() if f.kind in GRID_KINDS]
+
+
+def runs(services, selection: str, *typed: Any) -> Reply:
+    """The runs *Begin train* would queue with the grid values being typed (one per grid field)."""
+    if not parse_selection(selection):
+        return Reply(None, ("",))
+    version = require_version(services, selection)
+    settings = load_settings(version)
+    problems = []
+    for field, raw in zip(grid_fields(), typed):
+        try:
+            settings[field.name] = setting_value(field, raw)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
+        return Reply(None, (f'<div class="tt-report-refused"><b>Grid values cannot be used</b><ul>{items}</ul></div>',))
+    return Reply(None, (runs_html(version, settings),))
 
 
 def _max_steps(settings: Mapping[str, Any]) -> Any:

@@ -13,11 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ..jobs.grid_settings import GRID_SETTINGS, stored_grid_values
 from ..train.config import coerce_value
 from ..train.config_checks import value_problems
-from ..train.params import PARAMS_BY_NAME, Param
+from ..train.params import PARAMS_BY_NAME, Param, get_param
+from .replies import NO_CHANGE, Update
 
 UNSET_CHOICE = "(default)"
+GRID_SECTION = "Several values: one run per combination (grid)"
+GRID_KINDS = ("grid", "multiselect")  # grid_<option> settings: comma list, or several choices
 
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Base model and network", (
@@ -41,6 +45,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Samples and previews", (
         "sample_prompt", "sample_every_n_epochs", "sample_sampler", "preview_all_epochs",
     )),
+    (GRID_SECTION, tuple(GRID_SETTINGS)),
 )
 STEP_FIELDS = ("repeats", "max_train_epochs", "train_batch_size")
 LOCON_FIELDS = ("conv_dim", "conv_alpha")
@@ -58,7 +63,7 @@ def run_settings() -> tuple[tuple[Param, ...], dict[str, Any], tuple[str, ...]]:
 @dataclass(frozen=True)
 class Field:
     param: Param
-    kind: str  # checkpoint, checkbox, dropdown, slider, number, text, textarea
+    kind: str  # checkpoint, checkbox, dropdown, slider, number, text, textarea, grid, multiselect
     default: Any  # what the form shows when the version has no value
     section: str
 
@@ -76,6 +81,8 @@ class Field:
 
     @property
     def choices(self) -> list[str]:
+        if self.kind == "multiselect":
+            return [str(c) for c in get_param(GRID_SETTINGS[self.name]).choices]
         if self.kind != "dropdown":
             return []
         names = [str(c) for c in self.param.choices]
@@ -83,6 +90,8 @@ class Field:
 
 
 def _kind(param: Param) -> str:
+    if param.name in GRID_SETTINGS:
+        return "multiselect" if get_param(GRID_SETTINGS[param.name]).choices else "grid"
     if param.name == "base_model":
         return "checkpoint"
     if param.type is bool:
@@ -113,6 +122,10 @@ def form_fields() -> list[Field]:
 def display_value(field: Field, settings: Mapping[str, Any]) -> Any:
     """What the field's component shows for these settings."""
     value = settings.get(field.name, field.default)
+    if field.kind == "grid":
+        return ", ".join(str(v) for v in value or ())
+    if field.kind == "multiselect":
+        return [str(v) for v in value or ()]
     if field.kind == "dropdown":
         return UNSET_CHOICE if value is None else str(value)
     if field.kind in ("text", "textarea", "checkpoint"):
@@ -127,6 +140,8 @@ def display_value(field: Field, settings: Mapping[str, Any]) -> Any:
 def setting_value(field: Field, raw: Any) -> Any:
     """The setting for a component's value (None: unset); ValueError saying what is wrong."""
     param = field.param
+    if field.kind in GRID_KINDS:
+        return stored_grid_values(GRID_SETTINGS[field.name], raw)
     if raw is None or raw == UNSET_CHOICE or (isinstance(raw, str) and not raw.strip()):
         if param.optional:
             return None
@@ -144,3 +159,43 @@ def setting_value(field: Field, raw: Any) -> Any:
 
 def field_values(fields: list[Field], settings: Mapping[str, Any]) -> tuple:
     return tuple(display_value(f, settings) for f in fields)
+
+
+def same_as_shown(page: Any, wanted: Any) -> bool:
+    """Whether the page already shows ``wanted`` (numbers compared as numbers: 5 == 5.0)."""
+    if page is None or wanted is None:
+        return page is None and wanted is None
+    if isinstance(page, bool) or isinstance(wanted, bool):
+        return isinstance(page, bool) and isinstance(wanted, bool) and page == wanted
+    if isinstance(page, (int, float)) and isinstance(wanted, (int, float)):
+        return float(page) == float(wanted)
+    if isinstance(page, (list, tuple)) or isinstance(wanted, (list, tuple)):
+        return isinstance(page, (list, tuple)) and isinstance(wanted, (list, tuple)) and \
+            [str(v) for v in page] == [str(v) for v in wanted]
+    return str(page) == str(wanted)
+
+
+def only_changes(values: tuple, shown: tuple) -> tuple:
+    """``values`` for the page, with every value the page already shows left out.
+
+    A reload of the form (opening the tab, choosing a version) answers after a moment; a field
+    it sets to the value that was already shown would overwrite what the user typed meanwhile.
+    So an unchanged plain value becomes ``NO_CHANGE`` and an unchanged ``Update`` loses its
+    ``value`` (its choices or visibility still apply). ``shown`` holds the page's values as the
+    reload was asked, one per value.
+    """
+    if len(values) != len(shown):
+        raise ValueError(f"{len(values)} values but {len(shown)} shown values")
+    out = []
+    for value, page in zip(values, shown):
+        wanted = value.get("value") if isinstance(value, Update) else value
+        if isinstance(value, Update) and "value" not in value.changes:
+            out.append(value)
+        elif not same_as_shown(page, wanted):
+            out.append(value)
+        elif isinstance(value, Update):
+            rest = {k: v for k, v in value.changes.items() if k != "value"}
+            out.append(Update(rest) if rest else NO_CHANGE)
+        else:
+            out.append(NO_CHANGE)
+    return tuple(out)

@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from . import train_actions as actions
-from .compat import latest_only, save_events
+from .compat import event_listener, latest_only, save_events
 from .projects_panel import REFRESH_SYMBOL
 from .train_form import SECTIONS, STEP_FIELDS, Field, display_value, form_fields
 from .wiring import PanelContext, wire
@@ -55,6 +55,7 @@ def build_train_panel(ctx: PanelContext, tab: Any = None) -> TrainPanel:
                         components[field.name] = _component(field)
     extras.update(_advanced_box())
     extras.update(_preset_box())
+    extras["runs"] = gr.HTML(elem_id="tt_runs")  # what Begin train (just below) would queue
     extras.setdefault("architecture", gr.HTML(visible=False))
     panel = TrainPanel(fields, components, extras)
     _wire(ctx, panel, tab)
@@ -71,6 +72,8 @@ def _component(field: Field) -> Any:
         return gr.Checkbox(value=value, **common)
     if field.kind == "dropdown":
         return gr.Dropdown(choices=field.choices, value=value, **common)
+    if field.kind == "multiselect":
+        return gr.Dropdown(choices=field.choices, value=value, multiselect=True, **common)
     if field.kind == "slider":
         return gr.Slider(minimum=p.min, maximum=p.max, step=field.step, value=value, **common)
     if field.kind == "number":
@@ -110,14 +113,20 @@ def _wire(ctx: PanelContext, panel: TrainPanel, tab: Any) -> None:
     ordered = [comps[f.name] for f in panel.fields]
     view_out = ordered + [ex[name] for name in actions.VIEW_EXTRAS]
     applied_out = ordered + [ex[name] for name in actions.APPLIED_EXTRAS]
-    wire(sel.change, lambda s: actions.train_view(services, s), [sel], view_out, status=status)
+    # the reloads get what the page shows, so they leave alone a field typed into meanwhile
+    view_in = [sel] + ordered + [ex["advanced"]]
+    wire(sel.change, _viewer(services), view_in, view_out, status=status)
     if tab is not None:
-        wire(tab.select, lambda s: actions.train_view(services, s), [sel], view_out, status=status)
+        wire(tab.select, _viewer(services), view_in, view_out, status=status)
     for field in panel.fields:
         extra_out = [ex.get(n) or comps[n] for n in actions.extra_output_names(field.name)]
         for event, kwargs in save_events(field.kind):
-            wire(getattr(comps[field.name], event), _saver(services, field.name), [sel, comps[field.name]],
+            wire(event_listener(comps[field.name], event), _saver(services, field.name), [sel, comps[field.name]],
                  [ex["check"]] + extra_out, status=status, show_progress=False, listener_kwargs=kwargs)
+    grid_inputs = [comps[f.name] for f in actions.grid_fields()]
+    for component in grid_inputs:
+        wire(component.change, lambda s, *typed: actions.runs(services, s, *typed), [sel] + grid_inputs,
+             [ex["runs"]], status=status, show_progress=False, listener_kwargs=latest_only())
     step_inputs = [comps.get(name) for name in STEP_FIELDS]
     present = [c for c in step_inputs if c is not None]
     for component in present:
@@ -138,6 +147,13 @@ def _wire(ctx: PanelContext, panel: TrainPanel, tab: Any) -> None:
          [ex["presets"], ex["other_versions"]], status=status)
     wire(ex["copy_settings"].click, lambda s, o: actions.copy_from_version(services, s, o),
          [sel, ex["other_versions"]], applied_out, status=status)
+
+
+def _viewer(services):
+    def view(selection, *shown):
+        return actions.train_view(services, selection, shown)
+
+    return view
 
 
 def _saver(services, name: str):

@@ -48,11 +48,13 @@ class AppServer:
         self.log = log
 
     @classmethod
-    def start(cls, output: Path, checkpoints: Path, log: Path) -> "AppServer":
+    def start(cls, output: Path, checkpoints: Path, log: Path, launcher: list[str] | None = None,
+              extra_args: list[str] | None = None) -> "AppServer":
+        """``launcher``: what runs the app (default ``-m lib_train_tools``; a test script may wrap it)."""
         port = free_port()
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), GRADIO_ANALYTICS_ENABLED="False")
-        command = [sys.executable, "-m", "lib_train_tools", "--port", str(port), "--output", str(output),
-                   "--checkpoints", str(checkpoints)]
+        command = [sys.executable] + (launcher or ["-m", "lib_train_tools"]) + [
+            "--port", str(port), "--output", str(output), "--checkpoints", str(checkpoints)] + (extra_args or [])
         handle = open(log, "w", encoding="utf-8")
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
         server = cls(process, f"http://127.0.0.1:{port}/", log)

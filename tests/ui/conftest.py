@@ -14,6 +14,7 @@ from lib_train_tools.services import create_services
 from lib_train_tools.ui.selection import selection_key
 
 from .completed_run import completed, prepared_root, results_services  # noqa: F401  (Results tab fixtures)
+from .fake_queue import queue_services  # noqa: F401  (a fixture: services whose queue runs a fake trainer)
 
 
 def picture(seed: int, size: tuple[int, int] = (64, 64)) -> Image.Image:

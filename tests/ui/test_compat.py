@@ -46,16 +46,38 @@ def test_js_and_save_events_follow_the_version():
     key = "js" if compat.IS_GRADIO_4 else "_js"
     assert compat.js_kwargs("() => 1") == {key: "() => 1"}
     assert compat.js_kwargs(None) == {}
-    number_events = [name for name, _ in compat.save_events("number")]
-    assert number_events == (["input"] if compat.IS_GRADIO_4 else ["blur", "submit"])
+    assert [name for name, _ in compat.save_events("number")] == ["blur", "submit"]
     assert [name for name, _ in compat.save_events("slider")] == ["release"]
     assert [name for name, _ in compat.save_events("textarea")] == ["blur"]
-    with gr.Blocks():  # every event named exists on the component of that kind in this version
+    with gr.Blocks():  # every event named can be listened to on the component of that kind in this version
         components = {"number": gr.Number(), "slider": gr.Slider(), "text": gr.Textbox(),
                       "textarea": gr.Textbox(lines=3), "checkbox": gr.Checkbox(), "dropdown": gr.Dropdown()}
-    for kind, component in components.items():
-        for name, _ in compat.save_events(kind):
-            assert callable(getattr(component, name)), (kind, name)
+        for kind, component in components.items():
+            for name, kwargs in compat.save_events(kind):
+                compat.event_listener(component, name)(lambda v: None, inputs=[component], outputs=[], **kwargs)
+
+
+def test_saves_share_one_queue_slot_in_gradio_4():
+    """Enter then leaving a field, or leaving it by clicking Begin train: run in the order made."""
+    events = compat.save_events("number") + compat.save_events("checkbox")
+    if compat.IS_GRADIO_4:
+        assert all(kw == {"concurrency_id": compat.SETTINGS_SLOT, "concurrency_limit": 1} for _, kw in events)
+        assert compat.settings_slot() == events[0][1]
+    else:
+        assert compat.settings_slot() == {} and all(kw == {} for _, kw in events)
+
+
+def test_number_blur_is_a_listener_in_both_versions():
+    with gr.Blocks() as demo:
+        number = gr.Number(elem_id="n")
+        compat.event_listener(number, "blur")(lambda v: v, inputs=[number], outputs=[number])
+    (dependency,) = demo.get_config_file()["dependencies"]
+    if compat.IS_GRADIO_4:
+        assert [list(t) for t in dependency["targets"]] == [[number._id, "blur"]]
+    else:
+        assert dependency["targets"] == [number._id] and dependency["trigger"] == "blur"
+    with pytest.raises(AttributeError, match="has no nonsense event"):
+        compat.event_listener(number, "nonsense")
 
 
 @pytest.mark.parametrize("done,total,expected", [(1, 4, 0.25), (0, 0, 1.0)])
@@ -75,3 +97,19 @@ def test_the_queue_runs_several_events_at_once():
         assert demo._queue.default_concurrency_limit == 8
     else:
         assert demo._queue.max_thread_count == 8
+
+
+def test_poll_calls_with_the_inputs_current_values():
+    """gradio 3's every= would repeat the page load's input values: a hidden clock's change calls instead."""
+    with gr.Blocks() as demo:
+        box = gr.Textbox()
+        out = gr.HTML()
+        compat.poll(demo, lambda v: v, [box], [out], 1.0)
+    config = demo.get_config_file()
+    calls = [d for d in config["dependencies"] if d["inputs"] == [box._id]]
+    assert len(calls) == 1 and calls[0]["outputs"] == [out._id]
+    if compat.IS_GRADIO_4:
+        assert calls[0]["targets"][0][1] == "tick"
+    else:
+        assert calls[0]["trigger"] == "change" and calls[0]["targets"] != [box._id]
+        assert [d["every"] for d in config["dependencies"] if d.get("every")] == [1.0]

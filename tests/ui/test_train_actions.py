@@ -152,3 +152,32 @@ def test_an_advanced_box_error_reaches_the_status_line(services, selection):
     out = run_handler(lambda text: actions.apply_advanced(services, selection, text), ("max_grad_norm = -1",),
                       len(names()) + len(actions.APPLIED_EXTRAS))
     assert "tt-error" in out[0] and "max_grad_norm is -1.0, below the minimum 0.0" in out[0]
+
+
+def test_a_reload_sets_only_what_changed_since_the_page_showed_it(services, selection):
+    """A reload answering after the user typed must not overwrite the typed field with its old value."""
+    from lib_train_tools.ui.replies import NO_CHANGE
+
+    first = actions.train_view(services, selection)
+    page = [v.get("value") if hasattr(v, "get") else v for v in first.values[:len(names())]]
+    page.append(extra(first, "advanced"))
+    update_settings(services.store.version("テスト", "v1"), {"keep_tokens": 1})  # the tag editor, meanwhile
+    reply = actions.train_view(services, selection, tuple(page))
+    assert shown(reply, "keep_tokens") == 1
+    untouched = [n for n in names() if n != "keep_tokens"]
+    assert all(reply.values[names().index(n)] is NO_CHANGE or "value" not in reply.values[names().index(n)].changes
+               for n in untouched)
+    assert extra(reply, "advanced") is NO_CHANGE
+    assert "Settings check" in extra(reply, "check")  # the read-only parts are always refreshed
+    assert len(reply.values) == len(names()) + len(actions.VIEW_EXTRAS)
+
+
+def test_grid_values_are_saved_and_shown_with_the_runs_they_make(services, selection):
+    reply = actions.save_field(services, selection, "grid_max_train_epochs", "2, 4")
+    assert "grid_max_train_epochs = ['2', '4'] saved" in reply.notice.text
+    assert load_settings(services.store.version("テスト", "v1"))["grid_max_train_epochs"] == ["2", "4"]
+    view = actions.train_view(services, selection)
+    assert shown(view, "grid_max_train_epochs") == "2, 4"
+    assert "2 runs will be queued (2 max_train_epochs)" in extra(view, "runs")
+    with pytest.raises(ValueError, match="grid values"):
+        actions.save_field(services, selection, "grid_max_train_epochs", "2, x")

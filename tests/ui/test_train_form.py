@@ -64,3 +64,39 @@ def test_optional_choices_offer_unset():
     pytest.importorskip("lib_train_tools.jobs.run_config")
     assert field("network_type").choices[0] != UNSET_CHOICE  # LoRA is the default, never unset
     assert display_value(field("network_type"), {}) == "LoRA"
+
+
+def test_only_changes_leaves_out_what_the_page_already_shows():
+    from lib_train_tools.ui.replies import NO_CHANGE, Update
+    from lib_train_tools.ui.train_form import only_changes
+
+    values = (None, 5, 0.0001, "AdamW", True, Update.of(choices=["a", "b"], value="a"),
+              Update.of(value=4, visible=False), Update.of(visible=True), "", 3)
+    shown = (None, 5.0, 0.0001, "AdamW", True, "a", 4, 8, "", None)
+    kept = only_changes(values, shown)
+    assert kept[:5] == (NO_CHANGE,) * 5
+    assert kept[5] == Update.of(choices=["a", "b"])  # new choices, the shown choice stays
+    assert kept[6] == Update.of(visible=False)
+    assert kept[7] == Update.of(visible=True)  # no value in it: kept whole
+    assert kept[8] is NO_CHANGE
+    assert kept[9] == 3  # the page shows something else: set it
+    assert only_changes((1, True), (True, 1)) == (1, True)  # a checkbox is not a number
+    with pytest.raises(ValueError):
+        only_changes((1,), ())
+
+
+def test_grid_fields_hold_several_checked_values():
+    from lib_train_tools.jobs.grid import GridError
+
+    lr, optimizers = field("grid_learning_rate"), field("grid_optimizer_type")
+    assert (lr.kind, optimizers.kind, lr.section) == ("grid", "multiselect", optimizers.section)
+    assert "AdamW" in optimizers.choices and "Lion" in optimizers.choices
+    assert setting_value(lr, "1e-4, 5e-4 ,1e-4") == ["0.0001", "0.0005"]  # converted, duplicates dropped
+    assert setting_value(lr, "") is None and setting_value(optimizers, []) is None
+    assert setting_value(optimizers, ["Lion", "AdamW"]) == ["Lion", "AdamW"]
+    with pytest.raises(GridError, match="fast"):
+        setting_value(lr, "1e-4, fast")
+    with pytest.raises(GridError):
+        setting_value(field("grid_network_dim"), "8, -1")
+    assert display_value(lr, {"grid_learning_rate": ["0.0001", "0.0005"]}) == "0.0001, 0.0005"
+    assert display_value(optimizers, {}) == []
