@@ -5,7 +5,8 @@
 
 The checkpoint is written (when asked) in a child process, so the figures below are those of a
 process that only imports torch and loads. Peak RSS is the kernel's high-water mark of this
-process; it includes the pages of the memory-mapped file that were read.
+process (``ru_maxrss``); ``.safetensors`` tensors are fetched with plain positioned reads, so the
+file's pages are page cache, not part of it (a ``.ckpt`` is memory-mapped by ``torch.load``).
 """
 
 from __future__ import annotations

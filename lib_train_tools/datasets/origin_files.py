@@ -19,6 +19,8 @@ from .captions import CAPTION_EXTENSIONS, read_caption_file
 
 _UNSAFE_CHARS = re.compile(r'[<>:"|?*\\/\x00-\x1f\x7f]')
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com[1-9]|lpt[1-9])$", re.IGNORECASE)
+MAX_STEM_CHARS = 150
+MAX_STEM_BYTES = 200
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,19 @@ def list_origin(version: VersionPaths) -> list[OriginItem]:
 
 
 def safe_file_stem(stem: str) -> str:
-    """A stem that is a valid file name everywhere (unsafe characters become '_')."""
+    """A stem that is a valid file name everywhere (unsafe characters become '_').
+
+    At most ``MAX_STEM_CHARS`` characters and ``MAX_STEM_BYTES`` bytes in UTF-8, so that the stem
+    with a ``" (2)"``, ``-part3-flip`` and an extension still fits the 255-byte name limit (a zip
+    entry's name can be any length).
+    """
     cleaned = _UNSAFE_CHARS.sub("_", stem).strip().rstrip(".")
     if not cleaned or cleaned.startswith("."):
         cleaned = "_" + cleaned
     if _RESERVED.match(cleaned):
         cleaned = "_" + cleaned
-    return cleaned[:150]
+    cut = cleaned[:MAX_STEM_CHARS].encode("utf-8")[:MAX_STEM_BYTES].decode("utf-8", "ignore")
+    return cut if cut == cleaned else (cut.rstrip(" .") or "_")
 
 
 def drop_images(version: VersionPaths, stems: Iterable[str]) -> Path:

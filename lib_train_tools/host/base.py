@@ -40,6 +40,11 @@ class PreviewRenderer(Protocol):
     def render(self, request) -> "Image.Image":  # request: results.preview.CellRequest
         ...
 
+    def release(self) -> None:
+        """Free a model kept between renders (before training, or after a preview during one);
+        a renderer that keeps nothing does nothing. Callers use ``getattr`` for older renderers."""
+        ...
+
 
 class Host(Protocol):
     name: str  # "standalone", "a1111" or "forge"

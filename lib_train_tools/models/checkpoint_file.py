@@ -2,8 +2,8 @@
 
 A ``TensorFile`` answers three questions cheaply: which keys are there, what shape each has, and
 (only when asked) the tensor itself cast to the working dtype. For ``.safetensors`` the shapes come
-from the header and the data is memory-mapped, so detecting the architecture reads no weights and
-loading reads each weight once. ``.ckpt`` files go through ``torch.load(weights_only=True)``
+from the header and each tensor is fetched with one positioned read when asked for, so detecting the
+architecture reads no weights and loading reads each weight once. ``.ckpt`` files go through ``torch.load(weights_only=True)``
 (memory-mapped when the file is in the zip format), so a pickle can never run code.
 
 Every failure becomes a ``CheckpointError`` that names the file and says what is wrong.
@@ -166,10 +166,22 @@ def _read_safetensors_header(f, file_size: int) -> tuple[dict, int]:
     for key, entry in header.items():
         if key == "__metadata__":
             continue
-        start, end = entry.get("data_offsets", (0, -1))
+        if not _is_tensor_entry(entry):
+            raise ValueError(f"the header entry of tensor '{key}' is damaged")
+        start, end = entry["data_offsets"]
         if not (0 <= start <= end <= data_size):
             raise ValueError(f"tensor '{key}' lies beyond the end of the file (truncated download?)")
     return header, 8 + n
+
+
+def _is_tensor_entry(entry: object) -> bool:
+    """``{"dtype": str, "shape": [int, ...], "data_offsets": [int, int]}``, as the format requires."""
+    def ints(value: object) -> bool:
+        return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                               for v in value)
+
+    return (isinstance(entry, dict) and isinstance(entry.get("dtype"), str) and ints(entry.get("shape"))
+            and ints(entry.get("data_offsets")) and len(entry["data_offsets"]) == 2)
 
 
 class _TorchBackend(_Backend):

@@ -66,6 +66,10 @@ class Architecture:
                 f"context {u.context_dim}; VAE {self.vae.base_channels} ch; text {tes}")
 
 
+class _MissingTensor(LookupError):
+    """A tensor the claimed layout needs is not in the file (its key, or a pattern of keys)."""
+
+
 class _Keys:
     """Key set and shape lookup of one file, with the layer-counting helpers detection needs."""
 
@@ -76,8 +80,21 @@ class _Keys:
     def has(self, key: str) -> bool:
         return key in self.keys
 
-    def shape(self, key: str) -> tuple[int, ...]:
-        return self.file.shape(key)
+    def shape(self, key: str, dims: int = 1) -> tuple[int, ...]:
+        """The shape of ``key``, which must exist and have at least ``dims`` dimensions."""
+        if key not in self.keys:
+            raise _MissingTensor(key)
+        shape = self.file.shape(key)
+        if len(shape) < dims:
+            raise ValueError(f"tensor '{key}' has shape {list(shape)}, expected at least {dims} dimensions")
+        return shape
+
+    def first(self, prefix: str, suffix: str) -> str:
+        """The first key (sorted) under ``prefix`` ending with ``suffix``."""
+        for key in sorted(self.keys):
+            if key.startswith(prefix) and key.endswith(suffix):
+                return key
+        raise _MissingTensor(f"{prefix}*{suffix}")
 
     def indices(self, pattern: str) -> list[int]:
         """Sorted distinct integers captured by ``pattern`` (a regex with one group) over all keys."""
@@ -95,7 +112,14 @@ def detect_architecture(f: TensorFile) -> Architecture:
     k = _Keys(f)
     _reject_other_file_kinds(f.path, k)
     for claim in FAMILY_DETECTORS:
-        arch = claim(k)
+        try:
+            arch = claim(k)
+        except _MissingTensor as e:
+            raise CheckpointError(f.path, f"unknown architecture: the file looks like {_family_of(claim)} but "
+                                          f"lacks the tensor '{e.args[0]}' (an incomplete or damaged file?)") from e
+        except (ValueError, ZeroDivisionError) as e:
+            raise CheckpointError(f.path, f"unknown architecture: the file looks like {_family_of(claim)} but its "
+                                          f"tensor shapes do not fit that layout ({e})") from e
         if arch is not None:
             return arch
     missing = [key for group in EXPECTED_KEYS.values() for key in group if not k.has(key)]
@@ -123,7 +147,7 @@ def _reject_other_file_kinds(path: str, k: _Keys) -> None:
 
 def _unet_config(k: _Keys, family: str) -> UNetConfig:
     p = UNET_PREFIX
-    mc, in_ch = k.shape(p + "input_blocks.0.0.weight")[:2]
+    mc, in_ch = k.shape(p + "input_blocks.0.0.weight", dims=2)[:2]
     out_ch = k.shape(p + "out.2.weight")[0]
     n_input = k.count(re.escape(p) + r"input_blocks\.(\d+)\.")
     levels = len(k.indices(re.escape(p) + r"input_blocks\.(\d+)\.0\.op\.weight")) + 1
@@ -134,22 +158,22 @@ def _unet_config(k: _Keys, family: str) -> UNetConfig:
         mult.append(k.shape(f"{p}input_blocks.{first}.0.out_layers.3.weight")[0] // mc)
         depth.append(k.count(re.escape(f"{p}input_blocks.{first}.1.") + r"transformer_blocks\.(\d+)\."))
     mid_depth = k.count(re.escape(p + "middle_block.1.") + r"transformer_blocks\.(\d+)\.")
-    attn_key = next(key for key in sorted(k.keys) if key.startswith(p) and key.endswith("attn2.to_k.weight"))
-    proj_key = next(key for key in sorted(k.keys) if key.startswith(p) and key.endswith("proj_in.weight"))
+    attn_key = k.first(p, "attn2.to_k.weight")
+    proj_key = k.first(p, "proj_in.weight")
     adm_key = p + "label_emb.0.0.weight"
     return UNetConfig(
         in_channels=in_ch, out_channels=out_ch, model_channels=mc, channel_mult=tuple(mult),
         num_res_blocks=res_blocks, transformer_depth=tuple(depth), transformer_depth_middle=mid_depth,
         num_heads=SD1_UNET_HEADS, head_dim=-1 if family == "sd1" else HEAD_WIDTH,
-        context_dim=k.shape(attn_key)[1], use_linear_proj=len(k.shape(proj_key)) == 2,
-        adm_in_channels=k.shape(adm_key)[1] if k.has(adm_key) else 0,
+        context_dim=k.shape(attn_key, dims=2)[1], use_linear_proj=len(k.shape(proj_key)) == 2,
+        adm_in_channels=k.shape(adm_key, dims=2)[1] if k.has(adm_key) else 0,
         norm_groups=32,
     )
 
 
 def _vae_config(k: _Keys, family: str) -> VAEConfig:
     p = VAE_PREFIX
-    base, in_ch = k.shape(p + "encoder.conv_in.weight")[:2]
+    base, in_ch = k.shape(p + "encoder.conv_in.weight", dims=2)[:2]
     levels = k.count(re.escape(p) + r"encoder\.down\.(\d+)\.")
     mult = tuple(k.shape(f"{p}encoder.down.{i}.block.0.conv2.weight")[0] // base for i in range(levels))
     return VAEConfig(
@@ -164,7 +188,7 @@ def _vae_config(k: _Keys, family: str) -> VAEConfig:
 
 def _hf_text_encoder(k: _Keys, prefix: str) -> TextEncoderSlot:
     layers = k.count(re.escape(prefix) + r"encoder\.layers\.(\d+)\.")
-    vocab, hidden = k.shape(prefix + "embeddings.token_embedding.weight")
+    vocab, hidden = k.shape(prefix + "embeddings.token_embedding.weight", dims=2)
     cfg = TextEncoderConfig(
         vocab_size=vocab, max_positions=k.shape(prefix + "embeddings.position_embedding.weight")[0],
         hidden_size=hidden, num_layers=layers, num_heads=max(1, hidden // HEAD_WIDTH),
@@ -175,13 +199,13 @@ def _hf_text_encoder(k: _Keys, prefix: str) -> TextEncoderSlot:
 
 def _open_clip_text_encoder(k: _Keys, prefix: str, keep_projection: bool, drop_last_layer: bool) -> TextEncoderSlot:
     layers = k.count(re.escape(prefix) + r"transformer\.resblocks\.(\d+)\.")
-    vocab, hidden = k.shape(prefix + "token_embedding.weight")
+    vocab, hidden = k.shape(prefix + "token_embedding.weight", dims=2)
     proj_key = prefix + "text_projection"
     cfg = TextEncoderConfig(
         vocab_size=vocab, max_positions=k.shape(prefix + "positional_embedding")[0], hidden_size=hidden,
         num_layers=layers - 1 if drop_last_layer else layers, num_heads=max(1, hidden // HEAD_WIDTH),
         intermediate_size=k.shape(prefix + "transformer.resblocks.0.mlp.c_fc.weight")[0], activation="gelu",
-        projection_dim=k.shape(proj_key)[1] if keep_projection and k.has(proj_key) else 0,
+        projection_dim=k.shape(proj_key, dims=2)[1] if keep_projection and k.has(proj_key) else 0,
     )
     return TextEncoderSlot(prefix=prefix, layout="open_clip", config=cfg, file_layers=layers)
 
@@ -227,4 +251,8 @@ def _claim_sd1(k: _Keys) -> Architecture | None:
 
 
 FAMILY_DETECTORS: tuple[Callable[[_Keys], Architecture | None], ...] = (_claim_sdxl, _claim_sd2, _claim_sd1)
+
+
+def _family_of(claim: Callable[[_Keys], Architecture | None]) -> str:
+    return {_claim_sdxl: "SDXL", _claim_sd2: "SD2.x", _claim_sd1: "SD1.x"}.get(claim, "a known family")
 

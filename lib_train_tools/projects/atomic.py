@@ -31,10 +31,18 @@ class LockTimeout(TimeoutError):
     """Another process held the lock for longer than the timeout."""
 
 
+TEMP_NAME_BYTES = 200  # of the target's name kept in a temporary name (a name may have up to 255)
+
+
 def temporary_sibling(path: str | os.PathLike) -> Path:
-    """A hidden, unique name next to ``path`` for writing before the rename."""
+    """A hidden, unique name next to ``path`` for writing before the rename.
+
+    It starts with (at most ``TEMP_NAME_BYTES`` of) the target's name, so a leftover says what it
+    was, and stays within the 255-byte file-name limit even for the longest target names.
+    """
     target = Path(path)
-    return target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    name = target.name.encode("utf-8")[:TEMP_NAME_BYTES].decode("utf-8", "ignore")
+    return target.with_name(f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
 
 
 @contextlib.contextmanager
@@ -68,6 +76,34 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented UTF-8 JSON (non-ASCII kept readable) atomically."""
     atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+
+
+def create_json_once(path: str | os.PathLike, data: Any) -> bool:
+    """Write ``data`` as JSON to ``path`` only if no file is there; False when one already was.
+
+    The complete file is linked into place, so of processes racing to create it the first wins and
+    every reader sees a whole file. Where hard links are not supported it falls back to a rename.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(target)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write((json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links on this file system
+            if target.exists():
+                return False
+            os.replace(tmp, target)
+        return True
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:

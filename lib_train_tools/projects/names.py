@@ -10,8 +10,10 @@ from __future__ import annotations
 import unicodedata
 
 MAX_NAME_CHARS = 80
-# Most file systems cap one path component at 255 bytes; UTF-8 Japanese uses 3 bytes a character.
-MAX_NAME_BYTES = 255
+# Most file systems cap one path component at 255 bytes (UTF-8 Japanese takes 3 bytes a character,
+# an emoji 4). Folder and file names are built from these names (``<repeats>_<project>`` under
+# ``processed/``, output files with epoch suffixes), so a name keeps 55 bytes free for those.
+MAX_NAME_BYTES = 200
 WINDOWS_FORBIDDEN_CHARS = '<>:"|?*'
 WINDOWS_RESERVED_STEMS = frozenset(
     ["CON", "PRN", "AUX", "NUL"]

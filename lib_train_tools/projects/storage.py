@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .atomic import FileLock, atomic_write_json, read_json
+from .atomic import FileLock, atomic_write_json, create_json_once, read_json
 from .layout import VersionPaths
 from .names import validate_name
 
@@ -244,13 +244,22 @@ class Store:
         return folder
 
     def _version_meta(self, project: str, name: str) -> dict:
-        """Read version.json; a hand-made version folder gets one written on first sight."""
+        """Read version.json; a hand-made version folder gets one written on first sight.
+
+        Processes meeting the folder at once agree on its id (the first file written wins), since
+        the id names the version's lock file.
+        """
         meta_file = self.projects_dir / project / "versions" / name / VERSION_META
         meta = read_json(meta_file, default=None)
         if not isinstance(meta, dict) or "id" not in meta:
             mtime = meta_file.parent.stat().st_mtime
-            meta = {"name": name, "id": uuid.uuid4().hex, "created_at": mtime, "updated_at": mtime}
-            atomic_write_json(meta_file, meta)
+            fresh = {"name": name, "id": uuid.uuid4().hex, "created_at": mtime, "updated_at": mtime}
+            if meta is None:
+                created = create_json_once(meta_file, fresh)
+                meta = fresh if created else read_json(meta_file, default=None)
+            if not isinstance(meta, dict) or "id" not in meta:  # a damaged file: replace it
+                meta = fresh
+                atomic_write_json(meta_file, meta)
         return meta
 
     @staticmethod

@@ -11,8 +11,8 @@ from PIL import Image
 from lib_train_tools.datasets.autotag import autotag
 from lib_train_tools.datasets.preprocess import PreprocessOptions, preprocess
 from lib_train_tools.datasets.repeats import set_repeats
-from lib_train_tools.datasets.taggers import InterrogatorTagger
 from lib_train_tools.datasets.tag_curation import prune_tags
+from lib_train_tools.datasets.taggers import InterrogatorTagger
 
 from .conftest import caption_for, noise_image, tree_hashes
 
@@ -105,13 +105,17 @@ def test_unreadable_origin_file_is_listed_and_the_rest_processed(loaded):
 
 
 def test_rerun_keeps_curation_and_repeats(loaded):
+    origin = tree_hashes(loaded.origin)
     preprocess(loaded)
     prune_tags(loaded, ["smile"])
     set_repeats(loaded, 7)
-    result = preprocess(loaded, PreprocessOptions(mode="crop", width=32, height=32))
+    options = PreprocessOptions(mode="crop", width=32, height=32, crop_anchor="focal", split_ratio=1.5,
+                                flip_copies=True, caption_policy="append")
+    result = preprocess(loaded, options)
     assert result.folder.name == "7_proj"
     captions = [p.read_text(encoding="utf-8") for p in result.folder.glob("*.txt")]
-    assert len(captions) == 20 and not any("smile" in c for c in captions)
+    assert len(captions) == 40 and not any("smile" in c for c in captions)
+    assert tree_hashes(loaded.origin) == origin
 
 
 @pytest.mark.parametrize(
@@ -127,6 +131,7 @@ def test_caption_policies_with_generated_tags(version, policy, expected):
     _put(version, "a.png", noise_image(1))
     _put(version, "b.png", noise_image(2))
     (version.origin / "a.txt").write_text("mine, own tag", encoding="utf-8")
+    origin = tree_hashes(version.origin)
     tagger = InterrogatorTagger("fake deepbooru", lambda image: "auto_one, mine", kind="tags")
     tagged = autotag(version, tagger)
     assert tagged.tagged == 2
@@ -135,6 +140,7 @@ def test_caption_policies_with_generated_tags(version, policy, expected):
     assert (result.folder / "a.txt").read_text(encoding="utf-8") == expected.replace("auto one", "auto_one")
     assert (result.folder / "b.txt").read_text(encoding="utf-8") == "auto_one, mine"
     assert not (version.origin / "b.txt").exists()
+    assert tree_hashes(version.origin) == origin
 
 
 def test_bad_options_say_what_is_wrong():
@@ -145,3 +151,17 @@ def test_bad_options_say_what_is_wrong():
 def _put(version, name: str, image: Image.Image) -> None:
     version.origin.mkdir(parents=True, exist_ok=True)
     image.save(version.origin / name)
+
+
+def test_the_longest_accepted_project_name_can_be_preprocessed(tmp_path):
+    from lib_train_tools.projects import Store
+    from lib_train_tools.projects.names import MAX_NAME_BYTES
+
+    name = "🎨" * (MAX_NAME_BYTES // 4)
+    store = Store(tmp_path / "root")
+    store.create_project(name)
+    store.create_version(name, "v")
+    version = store.version(name, "v")
+    _put(version, "a.png", noise_image(1))
+    result = preprocess(version, PreprocessOptions(repeats=99999))
+    assert result.folder.name == f"99999_{name}" and (result.folder / "a.png").is_file()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+
 import pytest
 
 from lib_train_tools.datasets.captions import format_tags, merge_captions, parse_tags
@@ -19,7 +22,7 @@ from lib_train_tools.datasets.tag_curation import (
     undo,
 )
 from lib_train_tools.datasets.tag_journal import CurationError
-from lib_train_tools.projects import load_settings, save_settings
+from lib_train_tools.projects import Store, load_settings, save_settings, update_settings
 
 from .conftest import tree_hashes
 
@@ -100,3 +103,33 @@ def test_bad_curation_requests_change_nothing(processed):
 def test_curation_needs_preprocessing_first(loaded):
     with pytest.raises(CurationError, match="preprocess the dataset first"):
         prune_tags(loaded, ["smile"])
+
+
+def _curate_concurrently(root: str, worker: str, image: str, count: int) -> None:
+    version = Store(root).version("proj", "v1")
+    for index in range(count):
+        add_tag(version, f"{worker}{index}", [image])
+        update_settings(version, {f"{worker}{index}": index})
+
+
+def test_two_processes_curating_the_same_version_lose_nothing(store, processed):
+    """Two processes add tags and settings to one version at once: every change survives, files stay valid."""
+    context = multiprocessing.get_context("fork")
+    jobs = {"a": "img00", "b": "img01"}
+    workers = [context.Process(target=_curate_concurrently, args=(str(store.root), w, image, 8))
+               for w, image in jobs.items()]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    journal = json.loads(processed.curation_journal_file.read_text(encoding="utf-8"))["ops"]
+    assert len(journal) == 16
+    settings = json.loads(processed.settings_file.read_text(encoding="utf-8"))
+    assert settings == {f"{w}{i}": i for w in jobs for i in range(8)}
+    for w, image in jobs.items():
+        tags = parse_tags(caption_file(processed, image))
+        assert tags[-8:] == [f"{w}{i}" for i in range(8)]
+    assert {stem: caption_file(processed, stem) for stem in current_captions(processed)} == current_captions(processed)
+    leftovers = [p for p in processed.root.rglob(".*") if p.name.endswith(".tmp") or p.name.startswith(".build-")]
+    assert leftovers == []

@@ -13,10 +13,11 @@ import pytest
 
 from lib_train_tools.datasets.image_checks import ImageLimits, ImageRejected, check_image_bytes
 from lib_train_tools.datasets.origin_files import drop_images, list_origin
+from lib_train_tools.datasets.preprocess import PreprocessOptions, preprocess
 from lib_train_tools.datasets.safe_zip import ZipLimits
 from lib_train_tools.datasets.upload import upload
 
-from .conftest import noise_image
+from .conftest import noise_image, tree_hashes
 
 
 def png_bytes(seed: int, size=(64, 64)) -> bytes:
@@ -203,3 +204,72 @@ def test_oversized_loose_file_is_refused_before_reading(version, tmp_path):
     result = upload(version, [big], image_limits=ImageLimits(max_file_bytes=100))
     assert "over the 100-byte limit" in result.refused[0].reason
     assert origin_names(version) == []
+
+
+def test_a_zip_of_the_dataset_round_trips_like_loose_files(version, source_files, tmp_path):
+    archive = tmp_path / "dataset.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as handle:
+        for path in source_files:
+            handle.write(path, f"my set/{path.name}")
+        handle.writestr("__MACOSX/my set/._img00.png", b"resource fork")
+    result = upload(version, [archive])
+    assert len(result.added) == 40 and not result.refused and len(result.skipped) == 1
+    assert tree_hashes(version.origin) == {p.name: tree_hashes(p.parent)[p.name] for p in source_files}
+
+
+def test_bad_inputs_leave_the_existing_dataset_intact(loaded, tmp_path):
+    """Every bad input of the acceptance list at once, into a version that already has 20 images."""
+    before = tree_hashes(loaded.dataset)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    files = {"empty.png": b"", "text.png": b"not an image at all\n", "bomb.png": huge_png_header(),
+             "truncated.jpg": jpeg_bytes(2)[: len(jpeg_bytes(2)) * 2 // 3], "new.png": png_bytes(77)}
+    for name, data in files.items():
+        (bad / name).write_bytes(data)
+    archive = bad / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("../evil.txt", "escape")
+        handle.writestr(zipfile.ZipInfo("/etc/evil.png"), png_bytes(13))
+        link = zipfile.ZipInfo("link.png")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        handle.writestr(link, "/etc/passwd")
+        handle.writestr("img00.txt", "would overwrite a caption")
+    result = upload(loaded, [bad / name for name in files] + [archive])
+    reasons = {r.name: r.reason for r in result.refused}
+    assert set(reasons) == {"empty.png", "text.png", "bomb.png", "truncated.jpg", "evil.zip:../evil.txt",
+                            "evil.zip:/etc/evil.png", "evil.zip:link.png", "evil.zip:img00.txt"}
+    assert result.added == ("new.png",)
+    after = tree_hashes(loaded.dataset)
+    assert {k: v for k, v in after.items() if k != "origin/new.png"} == before
+    assert not (tmp_path / "evil.txt").exists() and not list(tmp_path.rglob("evil.txt"))
+
+
+def test_bmp_with_a_dot_caption_file_pairs_up(version, tmp_path):
+    noise_image(8).save(tmp_path / "scan.bmp")
+    (tmp_path / "scan.caption").write_text("1girl, scanned", encoding="utf-8")
+    result = upload(version, [tmp_path / "scan.bmp", tmp_path / "scan.caption"])
+    assert sorted(result.added) == ["scan.bmp", "scan.caption"] and not result.refused
+    (item,) = list_origin(version)
+    assert item.caption.name == "scan.caption" and item.read_caption() == "1girl, scanned"
+
+
+def test_long_file_names_are_shortened_to_leave_room_for_suffixes(version, tmp_path):
+    """A 244-byte name on disk and a 600-byte one inside a zip are stored (with their captions) under
+    stems of at most 200 bytes, so "-part3-flip.png" and temporary names still fit 255 bytes."""
+    on_disk = tmp_path / ("あ" * 80 + ".png")
+    on_disk.write_bytes(png_bytes(30, (256, 64)))
+    (tmp_path / ("あ" * 80 + ".txt")).write_text("from disk", encoding="utf-8")
+    archive = tmp_path / "long.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("写" * 200 + ".png", png_bytes(31, (256, 64)))
+        handle.writestr("写" * 200 + ".txt", "from the zip")
+    result = upload(version, [on_disk, on_disk.with_suffix(".txt"), archive])
+    assert not result.refused and len(result.added) == 4
+    captions = {item.stem[0]: item.read_caption() for item in list_origin(version)}
+    assert captions == {"あ": "from disk", "写": "from the zip"}
+    assert all(len(p.stem.encode("utf-8")) <= 200 for p in version.origin.iterdir())
+    assert (version.origin / ("あ" * 66 + ".png")).read_bytes() == on_disk.read_bytes()
+    options = PreprocessOptions(width=32, height=32, mode="crop", split_ratio=1.5, flip_copies=True)
+    result = preprocess(version, options)  # 4:1 images: split into "-partN" pieces, each flipped
+    assert not result.refused and len(result.outputs) == 2 * 2 * 5
+

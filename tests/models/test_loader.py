@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lib_train_tools.models import checkpoint_factory as factory
-from lib_train_tools.models.checkpoint_file import CheckpointError
+from lib_train_tools.models import clip_layout
+from lib_train_tools.models.checkpoint_file import CheckpointError, TensorFile
 from lib_train_tools.models.clip import CLIP_L, OPENCLIP_BIGG, OPENCLIP_H_SD2
 from lib_train_tools.models.detect import detect_architecture
 from lib_train_tools.models.loader import load_architecture, load_checkpoint
@@ -227,3 +229,69 @@ def test_mismatched_layout_names_the_part(ckpt_dir, tmp_path):
     path = tmp_path / "damaged.safetensors"
     save_file(raw, str(path))
     _expect_error(path, "U-Net tensors do not match", "middle_block.1.norm.weight")
+
+
+# ----------------------------------------------------------------------------- files written by other code
+
+HARNESS_CKPT = Path(os.environ.get("HARNESS_DATA", Path(__file__).resolve().parents[2].parent / "harness-data")) / "ckpt"
+LDM_EXTRAS = {"betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
+              "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod",
+              "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",
+              "model_ema.decay", "model_ema.num_updates"}
+
+
+def _harness_file(name: str) -> Path:
+    path = HARNESS_CKPT / name
+    if not path.is_file():
+        pytest.skip(f"{path} not present (written by ../shared/harness/make_ckpt.py; set HARNESS_DATA)")
+    return path
+
+
+def test_harness_tiny15_file_loads_with_every_weight_used():
+    """tiny15 is written by kohya's converters (fp16, with the 14 LDM schedule/EMA buffers)."""
+    path = _harness_file("tiny15_random.safetensors")
+    models = load_checkpoint(path)
+    assert models.family == "sd1" and not models.v_prediction
+    assert set(models.ignored_keys) == LDM_EXTRAS
+    with TensorFile(path) as f:
+        unet, vae = f.tensors("model.diffusion_model.", torch.float32), f.tensors("first_stage_model.", torch.float32)
+        te = clip_layout.from_hf_layout(f.tensors("cond_stage_model.transformer.", torch.float32,
+                                                  skip=("position_ids",)))
+    for module, weights in ((models.unet, unet), (models.vae, vae), (models.text_encoders[0], te)):
+        state = module.state_dict()
+        assert state.keys() == weights.keys()
+        assert all(torch.equal(state[k], weights[k]) for k in state)
+
+
+def test_harness_sd15_file_has_exactly_our_real_layout():
+    """The 2.1 GB real-size SD1.5 file: detection from its header and key-by-key equality, no weights read."""
+    path = _harness_file("sd15_random.safetensors")
+    arch = load_architecture(path)
+    assert (arch.family, arch.unet, arch.vae, [s.config for s in arch.text_encoders]) == \
+        ("sd1", SD1_UNET, SD_VAE, [CLIP_L])
+    with torch.device("meta"):
+        ours = {k: tuple(v.shape) for k, v in factory.build_state_dict("sd1", size="real").items()}
+    with TensorFile(path) as f:
+        theirs = {k: f.shape(k) for k in f.keys()}
+    assert set(theirs) - set(ours) == LDM_EXTRAS
+    assert {k: theirs[k] for k in ours} == ours
+
+
+@pytest.mark.parametrize("dropped", ["cond_stage_model.transformer.text_model.embeddings.position_embedding.weight",
+                                     "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"])
+def test_incomplete_file_names_the_tensor_it_lacks(ckpt_dir, tmp_path, dropped):
+    raw = load_file(str(_write(ckpt_dir, "sd1", ".safetensors")))
+    if "to_k" in dropped:  # detection looks for any attn2.to_k: take them all away
+        raw = {k: v for k, v in raw.items() if not k.endswith("attn2.to_k.weight")}
+    raw.pop(dropped, None)
+    path = tmp_path / "partial.safetensors"
+    save_file(raw, str(path))
+    message = _expect_error(path, "unknown architecture", "looks like SD1.x", "lacks the tensor")
+    assert ("attn2.to_k.weight" if "to_k" in dropped else dropped) in message
+
+
+def test_damaged_header_entry_is_reported(tmp_path):
+    header = b'{"a": {"dtype": "F32", "shape": "oops", "data_offsets": [0, 4]}}'
+    path = tmp_path / "damaged_header.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 4)
+    _expect_error(path, "truncated or corrupt", "header entry of tensor 'a' is damaged")

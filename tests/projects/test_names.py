@@ -44,5 +44,6 @@ def test_name_is_normalised_and_trimmed():
 
 
 def test_over_long_in_bytes_is_refused():
-    with pytest.raises(InvalidNameError, match="bytes in UTF-8"):
-        validate_name("🎨" * 70)
+    assert validate_name("🎨" * 50) == "🎨" * 50  # 200 bytes: room is left for "<repeats>_" and suffixes
+    with pytest.raises(InvalidNameError, match="204 bytes in UTF-8 \\(at most 200\\)"):
+        validate_name("🎨" * 51)

@@ -172,3 +172,86 @@ def test_two_processes_updating_settings_lose_nothing(store: Store):
         assert worker.exitcode == 0
     settings = load_settings(store.version("p", "v1"))
     assert len(settings) == 30 and settings["a14"] == 14 and settings["b14"] == 14
+
+
+def test_version_operations_keep_a_real_dataset_byte_for_byte(store: Store, tmp_path: Path):
+    """Rename, duplicate, delete/restore of a version and its project, on 20 uploaded and processed images."""
+    from lib_train_tools.datasets.preprocess import preprocess
+    from lib_train_tools.datasets.upload import upload
+    from tests.datasets.conftest import tree_hashes, write_dataset
+
+    store.create_project("p")
+    store.create_version("p", "v1")
+    version = store.version("p", "v1")
+    upload(version, write_dataset(tmp_path / "incoming"))
+    preprocess(version)
+    save_settings(version, {"keep_tokens": 1, "network_dim": 16})
+    dataset = tree_hashes(version.dataset)
+    assert len([k for k in dataset if k.startswith("origin/")]) == 40
+    assert len([k for k in dataset if k.startswith("processed/25_p/")]) == 40
+
+    store.rename_version("p", "v1", "版 2 🎨")
+    renamed = store.version("p", "版 2 🎨")
+    assert tree_hashes(renamed.dataset) == dataset and load_settings(renamed)["network_dim"] == 16
+
+    store.duplicate_version("p", "版 2 🎨", "copy")
+    copy = store.version("p", "copy")
+    assert tree_hashes(copy.dataset) == dataset and load_settings(copy) == load_settings(renamed)
+    (copy.origin / "img00.txt").write_text("changed in the copy", encoding="utf-8")
+    assert tree_hashes(renamed.dataset) == dataset  # a real copy, not links
+
+    entry = store.delete_version("p", "版 2 🎨")
+    assert [v.name for v in store.list_versions("p")] == ["copy"]
+    restored = store.restore(entry.entry_id)
+    assert tree_hashes(restored / "dataset") == dataset
+
+    store.rename_project("p", "プロジェクト")
+    project_entry = store.delete_project("プロジェクト")
+    assert store.list_projects() == []
+    store.restore(project_entry.entry_id)
+    back = store.version("プロジェクト", "版 2 🎨")
+    assert tree_hashes(back.dataset) == dataset and back.version_id == version.version_id
+
+
+@pytest.mark.parametrize("bad, reason", [("..", "parent folder"), ("a/b", "slash"), ("CON", "reserved device name"),
+                                         ("", "empty")])
+def test_renames_and_copies_to_bad_names_change_nothing(store: Store, bad: str, reason: str):
+    store.create_project("p")
+    store.create_version("p", "v1")
+    (store.version("p", "v1").origin / "a.png").write_bytes(b"img")
+    before = sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if ".locks" not in p.parts)
+    for action in (lambda: store.rename_project("p", bad), lambda: store.rename_version("p", "v1", bad),
+                   lambda: store.duplicate_version("p", "v1", bad)):
+        with pytest.raises(InvalidNameError, match=reason):
+            action()
+    after = sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if ".locks" not in p.parts)
+    assert after == before
+    assert (store.version("p", "v1").origin / "a.png").read_bytes() == b"img"
+
+
+def test_a_hand_made_version_gets_one_id_even_when_processes_race(store: Store, monkeypatch):
+    store.create_project("p")
+    folder = store.root / "projects" / "p" / "versions" / "copied by hand"
+    (folder / "dataset" / "origin").mkdir(parents=True)
+    first = store.version("p", "copied by hand")
+    assert len(first.version_id) == 32 and first.lock_file.name == f"{first.version_id}.lock"
+    assert store.version("p", "copied by hand").version_id == first.version_id
+    # Another process wrote version.json after this one found none: its id must win, not a new one.
+    from lib_train_tools.projects import storage
+
+    (folder / "version.json").unlink()
+    real_read = storage.read_json
+    calls = []
+
+    def read_late(path, default=None):
+        calls.append(path)
+        if len(calls) == 1:
+            storage.atomic_write_json(path, {"name": "copied by hand", "id": "f" * 32, "created_at": 1.0,
+                                             "updated_at": 1.0})
+            return default  # what this process saw just before the other one wrote
+        return real_read(path, default)
+
+    monkeypatch.setattr(storage, "read_json", read_late)
+    assert store.version("p", "copied by hand").version_id == "f" * 32
+    monkeypatch.undo()
+    assert store.version("p", "copied by hand").version_id == "f" * 32

@@ -1,0 +1,143 @@
+"""Handlers of the Dataset tab: gallery, upload, preprocessing, duplicates and auto-tagging.
+
+Plain functions (no gradio). Output groups, in this order wherever they appear together:
+``GALLERY`` (images with captions, a note, the per-image picker, its caption), ``TAGS`` (see
+``tag_actions``), ``REPORT`` (the last operation's accepted/refused list) and ``DUPLICATES``
+(groups and the files offered for dropping).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..datasets.autotag import autotag
+from ..datasets.duplicates import find_duplicates
+from ..datasets.origin_files import drop_images
+from ..datasets.preprocess import PreprocessOptions, preprocess
+from ..datasets.taggers import TaggerUnavailable
+from ..datasets.upload import upload
+from ..projects import load_settings
+from ..projects.layout import VersionPaths
+from . import dataset_report as report
+from . import tag_actions
+from .gallery import gallery_values
+from .replies import NO_CHANGE, Reply, choices, ok
+from .selection import parse_selection, require_version
+
+ProgressFn = Callable[[int, int, str], None]
+REPEATS_SETTING = "repeats"
+
+
+def dataset_view(services, selection: str | None) -> Reply:
+    """Everything the Dataset tab shows for the chosen version (on selection change)."""
+    version = require_version(services, selection) if parse_selection(selection) else None
+    tags = tag_actions.tags_values(version, "")
+    return Reply(None, gallery_values(version) + tags + ("",) + ("", choices([], [])))
+
+
+def upload_files(services, selection: str, paths: Sequence[str], replace: bool,
+                 progress: ProgressFn | None = None) -> Reply:
+    version = require_version(services, selection)
+    if not paths:
+        return Reply(ok("no files were given"), (NO_CHANGE,) * 5)
+    result = upload(version, list(paths), replace=bool(replace), progress=progress)
+    services.store.touch(version)
+    notice = ok(f"{len(result.added)} file(s) added, {len(result.refused)} refused, {len(result.skipped)} skipped; "
+                "press Preprocess to prepare them for training")
+    return Reply(notice, (report.upload_report(result),) + gallery_values(version))
+
+
+def preprocess_options(width, height, mode, anchor, split_ratio, flip, policy, output_format,
+                       repeats=None) -> PreprocessOptions:
+    """Options from the form (0 or empty split ratio: never split)."""
+    if width in (None, "") or height in (None, ""):
+        raise ValueError("preprocessing needs a width and a height in pixels")
+    ratio = float(split_ratio) if split_ratio not in (None, "") and float(split_ratio) > 0 else None
+    return PreprocessOptions(
+        width=int(width), height=int(height), mode=mode, crop_anchor=anchor, split_ratio=ratio,
+        flip_copies=bool(flip), caption_policy=policy, output_format=output_format, repeats=repeats,
+    )
+
+
+def run_preprocess(services, selection: str, *form, progress: ProgressFn | None = None) -> Reply:
+    """Preprocess with the form's options; repeats from the version's settings when set there."""
+    version = require_version(services, selection)
+    result = _preprocess(version, form, progress)
+    services.store.touch(version)
+    notice = ok(f"{len(result.outputs)} training image(s) ready, {len(result.refused)} refused")
+    values = (report.preprocess_report(result),) + gallery_values(version) + tag_actions.tags_values(version, "")
+    return Reply(notice, values)
+
+
+def _preprocess(version: VersionPaths, form: Sequence, progress: ProgressFn | None):
+    repeats = load_settings(version).get(REPEATS_SETTING)
+    repeats = repeats if isinstance(repeats, int) and not isinstance(repeats, bool) and repeats >= 1 else None
+    return preprocess(version, preprocess_options(*form, repeats=repeats), progress)
+
+
+def find_duplicate_groups(services, selection: str, progress: ProgressFn | None = None) -> Reply:
+    version = require_version(services, selection)
+    found = find_duplicates(version, progress=progress)
+    offered = sorted({name for group in found.exact + found.near for name in group})
+    notice = ok(f"{len(found.exact)} group(s) of identical files, {len(found.near)} of near duplicates")
+    return Reply(notice, (report.duplicates_report(found), choices(offered, [])))
+
+
+def drop_chosen(services, selection: str, names: Sequence[str] | None) -> Reply:
+    """Move the chosen uploaded files out of the dataset (into ``dataset/dropped/``)."""
+    version = require_version(services, selection)
+    if not names:
+        raise ValueError("choose the files to drop first")
+    target = drop_images(version, [Path(n).stem for n in names])
+    notice = ok(f"dropped {len(names)} file(s) into {target}; press Preprocess to update the training images")
+    return Reply(notice, ("", choices([], [])) + gallery_values(version))
+
+
+def available_taggers(services) -> list:
+    """The host's taggers, plus WD14 folders under ``<output_root>/taggers`` it did not list."""
+    from ..datasets.taggers import WD14Tagger
+    from ..host.standalone import TAGGERS_FOLDER, find_wd14_folders
+
+    taggers = list(services.host.taggers())
+    known = {t.name for t in taggers}
+    for folder in find_wd14_folders(Path(services.host.output_root()) / TAGGERS_FOLDER):
+        tagger = WD14Tagger(folder)
+        if tagger.name not in known:
+            taggers.append(tagger)
+            known.add(tagger.name)
+    return taggers
+
+
+def tagger_choices(services) -> Reply:
+    names = [t.name for t in available_taggers(services)]
+    notice = None if names else ok(
+        f"no tagger found: put a WD14 tagger folder (model.onnx and selected_tags.csv) into "
+        f"{Path(services.host.output_root()) / 'taggers'} and press refresh"
+    )
+    return Reply(notice, (choices(names, names[0] if names else None),))
+
+
+def run_autotag(services, selection: str, tagger_name: str, threshold, *form,
+                progress: ProgressFn | None = None) -> Reply:
+    """Tag the uploaded images, then preprocess again so the tags reach the captions."""
+    version = require_version(services, selection)
+    tagger = _tagger(services, tagger_name, threshold)
+    result = autotag(version, tagger, progress=progress)
+    done = _preprocess(version, form, progress)
+    services.store.touch(version)
+    html_report = report.autotag_report(result, tagger.name) + report.preprocess_report(done)
+    notice = ok(f"{tagger.name} tagged {result.tagged} image(s); captions merged by the caption rule")
+    return Reply(notice, (html_report,) + gallery_values(version) + tag_actions.tags_values(version, ""))
+
+
+def _tagger(services, name: str, threshold):
+    for tagger in available_taggers(services):
+        if tagger.name == name:
+            if hasattr(tagger, "options") and threshold not in (None, ""):
+                tagger = copy.copy(tagger)
+                tagger.options = dataclasses.replace(tagger.options, threshold=float(threshold))
+            return tagger
+    raise TaggerUnavailable(f"no tagger called {name!r}; press refresh to list the taggers")

@@ -1,0 +1,116 @@
+"""The Dataset tab: gallery, upload, preprocessing, auto-tagging, duplicates and the tag editor.
+
+Layout and wiring only; handlers live in ``dataset_actions.py`` and ``tag_actions.py``. Upload,
+preprocessing, auto-tagging and the duplicate search report progress and run in the queue, so
+the rest of the page stays usable meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from ..datasets.captions import CAPTION_POLICIES
+from ..datasets.preprocess import CROP_ANCHORS, OUTPUT_FORMATS, RESIZE_MODES, PreprocessOptions
+from ..datasets.taggers import WD14Options
+from . import dataset_actions as actions
+from .compat import file_paths
+from .projects_panel import REFRESH_SYMBOL
+from .tag_editor import build_tag_editor
+from .wiring import PanelContext, wire
+
+POLICY_HELP = ("How an uploaded caption and generated tags combine: keep = the caption when there is one, "
+               "else the tags; ignore = only the tags; prepend / append = both, tags first / last")
+
+
+def build_dataset_panel(ctx: PanelContext) -> None:
+    with gr.Row():
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(label="Training images", elem_id="tt_gallery", columns=6, height=420,
+                                 object_fit="contain", allow_preview=True)
+            note = gr.HTML(elem_id="tt_gallery_note")
+        with gr.Column(scale=2):
+            files = gr.File(label="Drop images, .txt captions and .zip archives here", file_count="multiple",
+                            elem_id="tt_upload")
+            replace = gr.Checkbox(label="Replace the current images (they are set aside, not deleted)",
+                                  value=False, elem_id="tt_replace")
+            report = gr.HTML(elem_id="tt_report")
+    form = _preprocess_form()
+    tagger, threshold, refresh_taggers, autotag = _autotag_form(ctx.services)
+    duplicates, drop_choice, find, drop = _duplicates_form()
+    editor = build_tag_editor(ctx, gallery, note)
+
+    services, sel, status = ctx.services, ctx.selection, ctx.status
+    g_out, t_out = editor.gallery_outputs, editor.outputs
+    wire(sel.change, lambda s: actions.dataset_view(services, s), [sel],
+         g_out + t_out + [report, duplicates, drop_choice], status=status)
+    wire(files.upload, lambda s, f, r, p: _upload(services, s, f, r, p), [sel, files, replace],
+         [report] + g_out + [files], status=status, progress=True)
+    wire(form.button.click, lambda s, *a: actions.run_preprocess(services, s, *a[:-1], progress=a[-1]),
+         [sel] + form.inputs, [report] + g_out + t_out, status=status, progress=True)
+    wire(refresh_taggers.click, lambda: actions.tagger_choices(services), [], [tagger], status=status)
+    wire(autotag.click, lambda s, t, th, *a: actions.run_autotag(services, s, t, th, *a[:-1], progress=a[-1]),
+         [sel, tagger, threshold] + form.inputs, [report] + g_out + t_out, status=status, progress=True)
+    wire(find.click, lambda s, p: actions.find_duplicate_groups(services, s, p), [sel],
+         [duplicates, drop_choice], status=status, progress=True)
+    wire(drop.click, lambda s, names: actions.drop_chosen(services, s, names), [sel, drop_choice],
+         [duplicates, drop_choice] + g_out, status=status)
+
+
+def _upload(services, selection, files, replace, progress):
+    reply = actions.upload_files(services, selection, file_paths(files), replace, progress)
+    return type(reply)(reply.notice, reply.values + (None,))  # empty the upload box afterwards
+
+
+@dataclass
+class _PreprocessForm:
+    inputs: list  # in the order dataset_actions.preprocess_options takes them
+    button: Any
+
+
+def _preprocess_form() -> _PreprocessForm:
+    """Fields in the order ``dataset_actions.preprocess_options`` takes them; defaults from the library."""
+    d = PreprocessOptions()
+    with gr.Accordion("Preprocessing", open=True, elem_id="tt_preprocessing"):
+        with gr.Row():
+            width = gr.Number(label="Width", value=d.width, precision=0, elem_id="tt_pp_width")
+            height = gr.Number(label="Height", value=d.height, precision=0, elem_id="tt_pp_height")
+            mode = gr.Dropdown(label="Resize", choices=list(RESIZE_MODES), value=d.mode, elem_id="tt_pp_mode",
+                               info="keep_aspect: shrink to the target area (buckets do the rest); crop: exact size")
+            anchor = gr.Dropdown(label="Crop around", choices=list(CROP_ANCHORS), value=d.crop_anchor,
+                                 elem_id="tt_pp_anchor")
+        with gr.Row():
+            split = gr.Number(label="Split images longer than this ratio (0: never)", value=d.split_ratio or 0,
+                              elem_id="tt_pp_split")
+            flip = gr.Checkbox(label="Add flipped copies", value=d.flip_copies, elem_id="tt_pp_flip")
+            policy = gr.Dropdown(label="Captions", choices=list(CAPTION_POLICIES), value=d.caption_policy,
+                                 info=POLICY_HELP, elem_id="tt_pp_policy")
+            fmt = gr.Dropdown(label="Format", choices=list(OUTPUT_FORMATS), value=d.output_format,
+                              elem_id="tt_pp_format")
+        button = gr.Button("Preprocess", variant="primary", elem_id="tt_preprocess")
+    return _PreprocessForm([width, height, mode, anchor, split, flip, policy, fmt], button)
+
+
+def _autotag_form(services):
+    names = [t.name for t in actions.available_taggers(services)]
+    with gr.Accordion("Auto-tag", open=False, elem_id="tt_autotag"):
+        with gr.Row():
+            tagger = gr.Dropdown(label="Tagger", choices=names, value=names[0] if names else None,
+                                 elem_id="tt_tagger", scale=3)
+            refresh = gr.Button(REFRESH_SYMBOL, elem_id="tt_refresh_taggers", scale=0, min_width=48)
+            threshold = gr.Slider(label="Threshold", minimum=0.05, maximum=0.95, step=0.01,
+                                  value=WD14Options().threshold, elem_id="tt_threshold", scale=3)
+        button = gr.Button("Auto-tag, then preprocess", elem_id="tt_run_autotag")
+    return tagger, threshold, refresh, button
+
+
+def _duplicates_form():
+    with gr.Accordion("Duplicates", open=False, elem_id="tt_duplicates"):
+        find = gr.Button("Find duplicates", elem_id="tt_find_duplicates")
+        groups = gr.HTML(elem_id="tt_duplicate_groups")
+        choice = gr.Dropdown(label="Files to drop from the dataset", multiselect=True, choices=[],
+                             elem_id="tt_drop_choice")
+        drop = gr.Button("Drop chosen files", elem_id="tt_drop", variant="stop")
+    return groups, choice, find, drop

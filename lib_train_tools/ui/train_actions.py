@@ -1,0 +1,228 @@
+"""Handlers of the Train settings panel (plain functions; no gradio).
+
+``train_view`` gives one value per form field (``train_form.form_fields()`` order) and then
+``VIEW_EXTRAS``: the detected architecture, the step arithmetic, the settings check, the
+advanced TOML box, the preset list and the list of other versions. Each field is saved on its
+own as soon as it is changed (``save_field``), so nothing is lost when switching versions.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any, Mapping
+
+from .. import presets
+from ..projects import load_settings, save_settings, update_settings
+from ..projects.layout import VersionPaths
+from .gallery import processed_image_count
+from .replies import Reply, Update, choices, ok
+from .selection import parse_selection, require_version, selection_key
+from .train_form import LOCON_FIELDS, Field, display_value, form_fields, setting_value
+from .train_settings import (
+    advanced_toml,
+    apply_repeats,
+    architecture_text,
+    parse_advanced,
+    replace_advanced,
+    settings_problems,
+    step_summary,
+    version_repeats,
+)
+from .vram import vram_text
+
+VIEW_EXTRAS = ("architecture", "steps", "check", "advanced", "presets", "other_versions")
+APPLIED_EXTRAS = VIEW_EXTRAS[:4]
+
+
+def checkpoint_map(services) -> dict[str, Path]:
+    return {c.title: c.path for c in services.host.checkpoints()}
+
+
+def _field_value(field: Field, settings: Mapping[str, Any], version: VersionPaths, titles: list[str]) -> Any:
+    value = display_value(field, settings)
+    if field.kind == "checkpoint":
+        options = titles + ([value] if value and value not in titles else [])
+        return choices(options, value or None)
+    if field.name == "repeats" and settings.get("repeats") is None:
+        return version.processed_repeats()
+    if field.name in LOCON_FIELDS:
+        return Update.of(value=value, visible=settings.get("network_type") == "LoCon")
+    return value
+
+
+def _applied(services, version: VersionPaths, settings: Mapping[str, Any]) -> tuple:
+    """Field values plus architecture, steps, check and advanced box for ``settings``."""
+    checkpoints = checkpoint_map(services)
+    titles = list(checkpoints)
+    values = tuple(_field_value(f, settings, version, titles) for f in form_fields())
+    arch = architecture_text(checkpoints, settings.get("base_model"))
+    check = check_html(services, settings)
+    return values + (_html(arch), steps_html(version, settings), check, advanced_toml(settings))
+
+
+def train_view(services, selection: str | None) -> Reply:
+    """The form for the chosen version (empty defaults when none is chosen)."""
+    if not parse_selection(selection):
+        fields = form_fields()
+        empty = tuple(Update.of(value=display_value(f, {})) for f in fields)
+        return Reply(None, empty + ("", "", "", "", _preset_choices(services), choices([], None)))
+    version = require_version(services, selection)
+    settings = load_settings(version)
+    return Reply(None, _applied(services, version, settings) + (_preset_choices(services),
+                                                                _other_versions(services, selection)))
+
+
+def save_field(services, selection: str, name: str, raw: Any) -> Reply:
+    """Save one field; returns the check (and the architecture, LoCon fields or steps it affects)."""
+    field = next(f for f in form_fields() if f.name == name)
+    version = require_version(services, selection)
+    value = setting_value(field, raw)
+    settings = update_settings(version, {name: value})
+    services.store.touch(version)
+    note = ""
+    if name == "repeats":
+        renamed = apply_repeats(version, value)
+        note = f"; the training folder is now {renamed}" if renamed else ""
+    shown = "unset" if value is None else repr(value)
+    notice = ok(f"{name} = {shown} saved for {version.project}/{version.name}{note}")
+    return Reply(notice, (check_html(services, settings),) + _extra_outputs(services, name, settings))
+
+
+def extra_output_names(name: str) -> tuple[str, ...]:
+    """What else changes when field ``name`` is saved (in this order after the check)."""
+    if name == "base_model":
+        return ("architecture",)
+    if name == "network_type":
+        return LOCON_FIELDS
+    return ()
+
+
+def _extra_outputs(services, name: str, settings: Mapping[str, Any]) -> tuple:
+    if name == "base_model":
+        return (_html(architecture_text(checkpoint_map(services), settings.get("base_model"))),)
+    if name == "network_type":
+        return tuple(Update.of(visible=settings.get("network_type") == "LoCon") for _ in LOCON_FIELDS)
+    return ()
+
+
+def steps(services, selection: str, repeats: Any, epochs: Any, batch: Any) -> Reply:
+    """The step arithmetic for the values being typed (saved or not)."""
+    if not parse_selection(selection):
+        return Reply(None, ("",))
+    version = require_version(services, selection)
+    settings = load_settings(version)
+    if repeats in (None, ""):
+        repeats = version_repeats(version, settings)
+    text = step_summary(processed_image_count(version), repeats, epochs, batch, _max_steps(settings))
+    return Reply(None, (_html(text),))
+
+
+def steps_html(version: VersionPaths, settings: Mapping[str, Any]) -> str:
+    fields = {f.name: f for f in form_fields()}
+    epochs = settings.get("max_train_epochs", fields["max_train_epochs"].default)
+    batch = settings.get("train_batch_size", fields["train_batch_size"].default)
+    repeats = version_repeats(version, settings)
+    return _html(step_summary(processed_image_count(version), repeats, epochs, batch, _max_steps(settings)))
+
+
+def _max_steps(settings: Mapping[str, Any]) -> Any:
+    from ..train.params import get_param
+
+    return settings.get("max_train_steps") or get_param("max_train_steps").default
+
+
+def base_family(services, settings: Mapping[str, Any]) -> str | None:
+    """sd1, sd2 or sdxl for the chosen base model; None when none is chosen or it cannot be read."""
+    if not settings.get("base_model"):
+        return None
+    from ..models.loader import load_architecture
+
+    path = checkpoint_map(services).get(settings["base_model"], settings["base_model"])
+    try:
+        return load_architecture(path).family
+    except Exception:  # the architecture line already says why the file cannot be read
+        return None
+
+
+def check_html(services, settings: Mapping[str, Any]) -> str:
+    problems, warnings = settings_problems(settings)
+    parts = [_list("These settings cannot train yet", problems, "refused"), _list("Notes", warnings, "info")]
+    estimate = vram_text(settings, base_family(services, settings))
+    if estimate:
+        parts.insert(0, _html(estimate))
+    if not problems:
+        parts.insert(0, _html("Settings check: no problems."))
+    return "".join(p for p in parts if p)
+
+
+def refresh_checkpoints(services, current: str | None) -> Reply:
+    titles = list(checkpoint_map(services))
+    value = current if current else None
+    return Reply(None, (choices(titles + ([value] if value and value not in titles else []), value),))
+
+
+def apply_advanced(services, selection: str, text: str) -> Reply:
+    version = require_version(services, selection)
+    parsed = parse_advanced(text)
+    settings = replace_advanced(load_settings(version), parsed)
+    return _save_all(services, version, settings, f"{len(parsed)} advanced option(s) saved")
+
+
+def save_preset(services, selection: str, name: str) -> Reply:
+    version = require_version(services, selection)
+    path = presets.save_preset(services.presets_dir, name, load_settings(version))
+    return Reply(ok(f"saved preset {path.stem!r} ({path})"), (_preset_choices(services, path.stem),))
+
+
+def load_preset(services, selection: str, name: str) -> Reply:
+    version = require_version(services, selection)
+    loaded = presets.load_preset(services.presets_dir, name)
+    settings = presets.applied(load_settings(version), loaded)
+    return _save_all(services, version, settings, f"loaded preset {name!r}")
+
+
+def delete_preset(services, name: str) -> Reply:
+    presets.delete_preset(services.presets_dir, name)
+    return Reply(ok(f"deleted preset {name!r}"), (_preset_choices(services),))
+
+
+def copy_from_version(services, selection: str, other: str | None) -> Reply:
+    """Take the settings of another version (its dataset-bound ones excepted)."""
+    version = require_version(services, selection)
+    source = require_version(services, other)
+    settings = presets.applied(load_settings(version), load_settings(source))
+    return _save_all(services, version, settings, f"copied the settings of {source.project}/{source.name}")
+
+
+def refresh_lists(services, selection: str | None) -> Reply:
+    return Reply(None, (_preset_choices(services), _other_versions(services, selection)))
+
+
+def _save_all(services, version: VersionPaths, settings: dict, what: str) -> Reply:
+    save_settings(version, settings)
+    services.store.touch(version)
+    renamed = apply_repeats(version, settings.get("repeats"))
+    note = f"; the training folder is now {renamed}" if renamed else ""
+    return Reply(ok(f"{what} for {version.project}/{version.name}{note}"), _applied(services, version, settings))
+
+
+def _preset_choices(services, value: str | None = None) -> Update:
+    return choices(presets.list_presets(services.presets_dir), value)
+
+
+def _other_versions(services, selection: str | None) -> Update:
+    keys = [selection_key(p.name, v.name) for p in services.store.list_projects()
+            for v in services.store.list_versions(p.name)]
+    return choices([k for k in keys if k != selection], None)
+
+
+def _html(text: str) -> str:
+    return f"<p>{html.escape(text)}</p>" if text else ""
+
+
+def _list(title: str, lines: list[str], css: str) -> str:
+    if not lines:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return f'<div class="tt-report-{css}"><b>{html.escape(title)}</b><ul>{items}</ul></div>'
