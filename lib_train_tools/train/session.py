@@ -8,12 +8,10 @@ loop reads it and never the raw config.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import gc
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -143,14 +141,10 @@ def _load_models(cfg: Any, dataset: TrainingDataset, images: ImageEncoding, dist
     vae = load(parts=("vae",)).vae
     if images.device.type == "cpu":  # oneDNN encodes ~10% faster with channels-last weights
         vae.to(memory_format=torch.channels_last)
-    with ThreadPoolExecutor(1) as pool:  # the text encoders load while the images are encoded
-        text = pool.submit(load, parts=("text_encoders",))
-        _encode_images(cfg, dataset, images, vae, dist, log)
-        text_encoders = text.result().text_encoders
+    _encode_images(cfg, dataset, images, vae, dist, log)
     del vae
     gc.collect()
-    models = dataclasses.replace(load(v_prediction=cfg.v_parameterization, parts=("unet",)),
-                                 text_encoders=text_encoders)
+    models = load(v_prediction=cfg.v_parameterization, parts=("unet", "text_encoders"))
     _log_base_model(models, log, "; the VAE was used up front and released")
     return models
 
