@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import collections
 import os
-import tempfile
+import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Union
@@ -155,13 +156,17 @@ def save_lora(path: PathLike, network: nn.Module | Mapping[str, Tensor], metadat
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        save_file(tensors, tmp, metadata=dict(metadata))
+        # The usual permissions of a new file here (0o666 less the umask): recent safetensors
+        # versions write owner-only (0600) files, which a WebUI running as another user cannot read.
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        mode = stat.S_IMODE(os.stat(tmp).st_mode)
+        save_file(tensors, str(tmp), metadata=dict(metadata))
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..models.checkpoint_file import CheckpointError
-from .config import ConfigError, compatibility_notes, parse_cli, to_dict, validate
+from .config import ConfigError, parse_cli, to_dict, validate
 from .data import DataError
 from .distributed import init_distributed
 from .loop import NonFiniteLoss, train
@@ -103,7 +103,7 @@ def _run(argv: list[str], progress: ProgressWriter) -> int:
     if cfg.dataset_config:
         raise ConfigError(["dataset_config files are not supported yet: use train_data_dir with "
                            "<repeats>_<name> folders (and reg_data_dir)"])
-    warnings = list(warnings) + compatibility_notes(cfg)
+    warnings = list(dict.fromkeys(warnings))  # parse_cli's list already holds the compatibility notes
     dist = init_distributed(cfg.device)
     for warning in warnings:
         log(warning)

@@ -14,7 +14,7 @@ import argparse
 import ast
 import dataclasses
 import os
-import tempfile
+import secrets
 from typing import Any, Iterable, Optional
 
 from .config_checks import ConfigError, config_problems, parse_resolution, validate
@@ -330,9 +330,10 @@ def to_toml(cfg: Any, only_changed: bool = False) -> str:
 def save_config(cfg: Any, path: str) -> None:
     """Write `to_toml(cfg)` to `path` atomically (temporary file in the same folder, then rename)."""
     folder = os.path.dirname(os.path.abspath(path))
-    handle, temp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".toml", dir=folder)
+    # not mkstemp: its files are owner-only (0600); this one gets the usual umask permissions
+    temp_path = os.path.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(4)}.toml")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
+        with open(temp_path, "x", encoding="utf-8", newline="\n") as out:
             out.write(to_toml(cfg))
         os.replace(temp_path, path)
     except BaseException:

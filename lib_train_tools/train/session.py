@@ -8,6 +8,8 @@ loop reads it and never the raw config.
 
 from __future__ import annotations
 
+import functools
+import gc
 import random
 import time
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..models.loader import StableDiffusionModels, load_checkpoint
+from ..models.loader import StableDiffusionModels, load_architecture, load_checkpoint
 from ..network.network import LoRANetwork, create_network, create_network_from_weights
 from .config import parse_kv_args, parse_resolution
 from .data import BucketSpec, CaptionOptions, DataOptions, LatentCache, StepPlan, TextEncoderCache, TrainingDataset
@@ -87,15 +89,15 @@ def build_session(cfg: Any, dist: DistContext, log: Log) -> Session:
     device = dist.device or resolve_device(cfg)
     weight_dtype = resolve_weight_dtype(cfg, device, log)
     seed = cfg.seed if cfg.seed is not None else random.randrange(2**31)
-    models = load_checkpoint(cfg.pretrained_model_name_or_path, dtype=weight_dtype, device=device,
-                             v_prediction=cfg.v_parameterization)
-    log(f"base model: {models.architecture.describe()}; prediction: {models.prediction.name} "
-        f"({models.prediction.reason})")
-    resolution = _resolution(cfg, models.family)
+    path = cfg.pretrained_model_name_or_path
+    family = load_architecture(path).family
+    resolution = _resolution(cfg, family)
     dataset = TrainingDataset.from_folders(_data_options(cfg, resolution, seed))
     plan = dataset.plan_steps(dist.world_size, cfg.gradient_accumulation_steps, cfg.max_train_epochs,
                               None if cfg.max_train_epochs else cfg.max_train_steps)
     log(dataset.describe_steps(plan))
+    images = ImageEncoding(family, device, weight_dtype, seed)
+    models = _load_models(cfg, dataset, images, dist, log)
     torch.manual_seed(seed)  # LoRA down-projections are initialised from the global generator
     network = _make_network(cfg, models, log)
     if cfg.full_bf16 and weight_dtype == torch.bfloat16:
@@ -105,13 +107,63 @@ def build_session(cfg: Any, dist: DistContext, log: Log) -> Session:
                                cfg.lr_scheduler_num_cycles, cfg.lr_scheduler_power)
     settings = _step_settings(cfg, models, log)
     session = Session(cfg, models, dataset, plan, network, optimizer, scheduler, settings, device, weight_dtype,
-                      seed, dist, make_tokenizers(models), optimizer_desc=optimizer_desc, resolution=resolution)
+                      seed, dist, make_tokenizers(models), optimizer_desc=optimizer_desc, resolution=resolution,
+                      latent_cache=images.cache, latent_moments=images.moments)
     if weight_dtype == torch.float16 and device.type == "cuda":
         session.scaler = torch.amp.GradScaler("cuda")
-    _fill_caches(session, log)
-    if session.latent_cache is None and not cfg.random_crop:
-        session.latent_moments = LatentMoments()
+    _fill_text_cache(session, log)
     return session
+
+
+def vae_needed_only_up_front(cfg: Any) -> bool:
+    """True when the VAE serves only to encode the training images before the first step.
+
+    Sample images need its decoder, and a random crop makes new pixels (so new latents) every step;
+    otherwise every latent is cached, or every VAE posterior remembered, before training.
+    """
+    return not cfg.sample_prompts and not cfg.random_crop
+
+
+def _load_models(cfg: Any, dataset: TrainingDataset, images: ImageEncoding, dist: DistContext,
+                 log: Log) -> StableDiffusionModels:
+    """Load the base model and encode the training images.
+
+    When the VAE serves only to encode the images up front, it is loaded alone, used and let go
+    before the U-Net and text encoders are loaded, so it never adds to the peak memory of training.
+    """
+    path = cfg.pretrained_model_name_or_path
+    load = functools.partial(load_checkpoint, path, dtype=images.dtype, device=images.device)
+    if not vae_needed_only_up_front(cfg):
+        models = load(v_prediction=cfg.v_parameterization)
+        _log_base_model(models, log, "")
+        _encode_images(cfg, dataset, images, models.vae, dist, log)
+        return models
+    vae = load(parts=("vae",)).vae
+    if images.device.type == "cpu":  # oneDNN encodes ~10% faster with channels-last weights
+        vae.to(memory_format=torch.channels_last)
+    _encode_images(cfg, dataset, images, vae, dist, log)
+    del vae
+    gc.collect()
+    models = load(v_prediction=cfg.v_parameterization, parts=("unet", "text_encoders"))
+    _log_base_model(models, log, "; the VAE was used up front and released")
+    return models
+
+
+def _log_base_model(models: StableDiffusionModels, log: Log, note: str) -> None:
+    log(f"base model: {models.architecture.describe()}; prediction: {models.prediction.name} "
+        f"({models.prediction.reason}){note}")
+
+
+@dataclass
+class ImageEncoding:
+    """Where the training latents come from: a latent cache, remembered VAE posteriors, or neither."""
+
+    family: str
+    device: torch.device
+    dtype: torch.dtype
+    seed: int
+    cache: LatentCache | None = None
+    moments: LatentMoments | None = None
 
 
 def _resolution(cfg: Any, family: str) -> tuple[int, int]:
@@ -181,25 +233,40 @@ def _step_settings(cfg: Any, models: StableDiffusionModels, log: Log) -> StepSet
         max_timestep=cfg.max_timestep if cfg.max_timestep is not None else 1000)
 
 
-def _fill_caches(s: Session, log: Log) -> None:
-    cfg = s.cfg
+def _encode_images(cfg: Any, dataset: TrainingDataset, images: ImageEncoding, vae: Any, dist: DistContext,
+                   log: Log) -> None:
+    """Fill the latent cache (cache_latents) or remember every VAE posterior (no random crop)."""
     if cfg.cache_latents or cfg.cache_latents_to_disk:
-        generator = torch.Generator(s.device).manual_seed(s.seed)
-        vae = s.models.vae
+        generator = torch.Generator(images.device).manual_seed(images.seed)
 
         def encode(pixels: torch.Tensor) -> torch.Tensor:
-            return vae.encode_latents(pixels.to(s.device, s.weight_dtype), generator=generator).float()
+            return vae.encode_latents(pixels.to(images.device, images.dtype), generator=generator).float()
 
-        vae_id = f"{Path(cfg.pretrained_model_name_or_path).name}:{s.models.family}:scaled"
-        s.latent_cache = LatentCache(encode, vae_id, to_disk=cfg.cache_latents_to_disk)
-        encoded = s.latent_cache.fill(s.dataset.latent_jobs(), s.dist.rank, s.dist.world_size)
-        s.dist.barrier()
+        vae_id = f"{Path(cfg.pretrained_model_name_or_path).name}:{images.family}:scaled"
+        images.cache = LatentCache(encode, vae_id, to_disk=cfg.cache_latents_to_disk)
+        encoded = images.cache.fill(dataset.latent_jobs(), dist.rank, dist.world_size)
+        images.cache.forget_encoder()  # every latent is in memory or on disk now; let the VAE go
+        dist.barrier()
         log(f"latents cached: {encoded} images encoded")
-    if cfg.cache_text_encoder_outputs and not s.train_text_encoder:
-        def encode_captions(captions) -> dict[str, torch.Tensor]:
-            context, pooled = encode_text(s.models, s.tokenizers, list(captions), s.settings, s.device)
-            return {"context": context} if pooled is None else {"context": context, "pooled": pooled}
+    elif not cfg.random_crop:
+        images.moments = LatentMoments(vae.config.scaling_factor)
+        encoded = images.moments.fill(vae, dataset.latent_jobs(), images.dtype, images.device)
+        log(f"VAE posteriors computed: {encoded} images encoded")
 
-        s.text_cache = TextEncoderCache(encode_captions)
-        s.text_cache.fill(s.dataset.text_cache_captions())
-        log(f"text-encoder outputs cached: {len(s.text_cache)} captions")
+
+def _fill_text_cache(s: Session, log: Log) -> None:
+    """Cache the text-encoder outputs when asked (encoders not trained); release the encoders if unused."""
+    if not (s.cfg.cache_text_encoder_outputs and not s.train_text_encoder):
+        return
+
+    def encode_captions(captions) -> dict[str, torch.Tensor]:
+        context, pooled = encode_text(s.models, s.tokenizers, list(captions), s.settings, s.device)
+        return {"context": context} if pooled is None else {"context": context, "pooled": pooled}
+
+    s.text_cache = TextEncoderCache(encode_captions)
+    s.text_cache.fill(s.dataset.text_cache_captions())
+    log(f"text-encoder outputs cached: {len(s.text_cache)} captions")
+    if not s.cfg.sample_prompts:  # sample images would need them
+        s.models.text_encoders = []
+        gc.collect()
+        log("text encoders released (their outputs are cached)")

@@ -19,7 +19,7 @@ from ..models.unet import sdxl_size_embedding
 from . import loss as losses
 from . import noise_schedule as ns
 from .data import TrainingBatch
-from .latent_moments import LatentMoments
+from .latent_moments import LatentMoments, image_key
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def encode_batch(models, tokenizers, batch: TrainingBatch, settings: StepSetting
     if batch.latents is not None:
         latents = batch.latents.to(device, torch.float32)
     elif moments is not None:
-        keys = [(path, flip, tuple(batch.pixels.shape[1:])) for path, flip in zip(batch.paths, batch.flipped)]
+        keys = [image_key(path, flip, pixels) for path, flip, pixels in zip(batch.paths, batch.flipped, batch.pixels)]
         latents = moments.sample(models.vae, batch.pixels.to(device), keys, generator, dtype)
     else:
         with torch.no_grad():

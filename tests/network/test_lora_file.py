@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,9 @@ def test_save_writes_exactly_the_kohya_keys_and_metadata(tmp_path: Path, dtype: 
             assert value.dtype == dtype
             assert torch.equal(value, state[key].to(dtype))
     assert [p.name for p in path.parent.iterdir()] == ["my_lora.safetensors"]   # no temporary file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not owner-only: a WebUI user must read it
 
 
 def test_round_trip_restores_identical_tensors(tmp_path: Path) -> None:
@@ -159,3 +164,49 @@ def test_failed_save_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path,
         save_lora(path, _network(conv_dim=None, seed=5), {"version": "2"})
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.safetensors"]
+
+
+def _delta_from_file(down: torch.Tensor, up: torch.Tensor, alpha: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """kohya's merge rule, from the file's tensors alone: (alpha / rank) * up @ down, in the layer's shape."""
+    scale = float(alpha) / down.shape[0]
+    if down.ndim == 4 and down.shape[2:] != (1, 1):  # LoCon kxk conv: up is 1x1
+        return scale * torch.einsum("or,rikl->oikl", up.flatten(1), down)
+    return scale * (up.flatten(1) @ down.flatten(1)).reshape(weight.shape)
+
+
+@pytest.mark.parametrize("family, conv_dim", [("sd1", 2), ("sdxl", None)])
+def test_file_at_weight_zero_changes_nothing_and_at_one_adds_exactly_the_merged_delta(
+        tmp_path: Path, family: str, conv_dim: int | None) -> None:
+    import copy
+
+    from .models import layer_paths, token_ids, unet_inputs
+
+    path = save_lora(tmp_path / "l.safetensors", _network(family, conv_dim=conv_dim), METADATA, torch.float32)
+    tensors, _ = _file_contents(path)
+    unet, tes = build_models(family, seed=1)
+    merged = [copy.deepcopy(m) for m in [unet, *tes]]
+    network = create_network_from_weights(unet, tes, family, path)
+    assert len(tensors) == 3 * len(network.loras())
+    with torch.no_grad():
+        for module in network.loras():
+            for root, twin in zip([unet, *tes], merged):
+                layer_path = layer_paths(root).get(id(module.layer))
+                if layer_path is not None:
+                    weight = twin.get_submodule(layer_path).weight
+                    n = module.lora_name
+                    weight += _delta_from_file(tensors[f"{n}.lora_down.weight"], tensors[f"{n}.lora_up.weight"],
+                                               tensors[f"{n}.alpha"], weight)
+                    break
+            else:
+                raise AssertionError(f"{module.lora_name}: layer not found")
+        args, ids = unet_inputs(unet), token_ids()
+        base = [unet(*args)] + [te(ids).last_hidden_state for te in tes]
+        network.apply()
+        network.set_multiplier(0.0)
+        assert all(torch.equal(a, b) for a, b in zip([unet(*args)] + [te(ids).last_hidden_state for te in tes], base))
+        network.set_multiplier(1.0)
+        got = [unet(*args)] + [te(ids).last_hidden_state for te in tes]
+        want = [merged[0](*args)] + [te(ids).last_hidden_state for te in merged[1:]]
+    for g, w, b in zip(got, want, base):
+        assert (g - b).abs().max() > 1e-3
+        assert torch.allclose(g, w, atol=1e-5, rtol=0)

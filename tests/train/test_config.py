@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 import sys
 
 import pytest
@@ -291,6 +292,9 @@ def test_save_config_is_atomic_and_readable(tmp_path) -> None:
     save_config(cfg, str(path))
     assert os.listdir(tmp_path) == ["saved.toml"]
     assert load_config(str(path))[0] == cfg
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # readable by others, like any saved file
 
 
 def test_parse_kv_args_and_network_args_dict() -> None:

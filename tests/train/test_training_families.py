@@ -8,11 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from lib_train_tools.models.checkpoint_factory import write_checkpoint
+from lib_train_tools.models.checkpoint_factory import recipe, write_checkpoint
+from lib_train_tools.models.clip import CLIPTextModel
+from lib_train_tools.models.unet import UNetModel
+from lib_train_tools.network import create_network
 from lib_train_tools.train.cli import main
 
 from .test_training_run import ROOT, events, make_dataset, run_args
@@ -32,7 +36,19 @@ def _metadata(path: Path) -> dict[str, str]:
         return f.metadata()
 
 
+def _expected_shapes(family: str, extra: dict) -> dict[str, tuple[int, ...]]:
+    """The key set and shapes of the network for the tiny recipe (its names are checked against kohya's
+    selection rule on diffusers' models in tests/network), built on the meta device."""
+    r = recipe(family)
+    with torch.device("meta"):
+        unet, tes = UNetModel(r.unet), [CLIPTextModel(p.config) for p in r.text_encoders]
+    network = create_network(unet, tes, family.removesuffix("-v"), 4, 2.0, conv_dim=extra.get("conv_dim"),
+                             conv_alpha=extra.get("conv_alpha"))
+    return {k: tuple(v.shape) for k, v in network.state_dict().items()}
+
+
 @pytest.mark.parametrize("family,extra,counts,version", [
+    ("sd1", {}, {"lora_unet": 192, "lora_te": 72}, "sd_v1"),
     ("sd1", {"conv_dim": 4, "conv_alpha": 1}, {"lora_unet": 278, "lora_te": 72}, "sd_v1"),
     ("sd2-v", {}, {"lora_unet": 192, "lora_te": 138}, "sd_v2_v"),
     ("sdxl", {}, {"lora_unet": 722, "lora_te1": 72, "lora_te2": 192}, "sdxl_base_v1-0"),
@@ -43,6 +59,15 @@ def test_each_family_writes_the_kohya_module_set(tmp_path, family, extra, counts
     assert main(run_args(ckpt, data, out, max_train_steps=2, **extra)) == 0
     lora = out / "tiny.safetensors"
     assert _modules(lora) == counts
+    tensors = load_file(str(lora))
+    assert {k: tuple(v.shape) for k, v in tensors.items()} == _expected_shapes(family, extra)
+    for key, value in tensors.items():  # run_args: network_alpha 2; LoCon's kxk convs: conv_alpha
+        if key.endswith(".alpha"):
+            kxk = tensors[key.replace(".alpha", ".lora_down.weight")].shape[2:] not in ((), (1, 1))
+            assert value.dtype == torch.float32 and value.ndim == 0
+            assert float(value) == (extra["conv_alpha"] if kxk else 2.0), key
+        else:
+            assert value.dtype == torch.float32 and torch.isfinite(value).all(), key  # save_precision default
     meta = _metadata(lora)
     assert meta["ss_base_model_version"] == version
     assert meta["ss_v2"] == str(family.startswith("sd2"))

@@ -79,6 +79,14 @@ def test_run_writes_kohya_lora_and_progress(tiny_ckpt, tmp_path):
     assert json.loads(meta["ss_tag_frequency"])["2_demo"]["demo"] == 4
 
 
+def test_each_warning_is_reported_once(tiny_ckpt, tmp_path):
+    data, out = make_dataset(tmp_path), tmp_path / "out"
+    assert main(run_args(tiny_ckpt, data, out, max_train_steps=1, max_data_loader_n_workers=4)) == 0
+    warnings = [e.message for e in events(out) if e.type == "warning"]
+    assert len([w for w in warnings if "max_data_loader_n_workers" in w]) == 1, warnings
+    assert len(warnings) == len(set(warnings))
+
+
 def test_loss_goes_down_on_four_images(tiny_ckpt, tmp_path):
     data, out = make_dataset(tmp_path, folder="1_demo"), tmp_path / "out"
     code = main(run_args(tiny_ckpt, data, out, max_train_steps=200, learning_rate=3e-3, network_dim=8,
@@ -154,10 +162,14 @@ def test_sigterm_saves_and_reports_cancelled(tiny_ckpt, tmp_path):
     assert (out / "tiny-state" / "train_state.json").is_file()
 
 
-@pytest.mark.parametrize("case,kind", [
-    ("empty", "data"), ("bad_folder", "data"), ("bad_image", "data"), ("optimizer", "config"), ("not_ckpt", "config"),
+@pytest.mark.parametrize("case,kind,names", [
+    ("empty", "data", ["no training images", "<repeats>_<name>"]),
+    ("bad_folder", "data", ["demo' must be named", "<repeats>_<name>"]),
+    ("bad_image", "data", ["cannot read image", "00.png"]),
+    ("optimizer", "config", ["NoSuchOptimizer", "AdamW"]),
+    ("not_ckpt", "config", ["lora.safetensors", "LoRA file, not a base model"]),
 ])
-def test_bad_inputs_end_with_error_event_and_exit_code(tiny_ckpt, tmp_path, case, kind):
+def test_bad_inputs_end_with_error_event_and_exit_code(tiny_ckpt, tmp_path, case, kind, names):
     out = tmp_path / "out"
     ckpt, data, extra = tiny_ckpt, make_dataset(tmp_path), {}
     if case == "empty":
@@ -178,8 +190,10 @@ def test_bad_inputs_end_with_error_event_and_exit_code(tiny_ckpt, tmp_path, case
     assert code == EXIT_CODES[kind]
     evs = events(out)
     errors = [e for e in evs if e.type == "error"]
-    assert len(errors) == 1 and errors[0].kind == kind and errors[0].message
+    assert len(errors) == 1 and errors[0].kind == kind
+    assert all(name in errors[0].message for name in names), errors[0].message  # says what is wrong, and where
     assert evs[-1].type == "done" and evs[-1].status == "failed"
+    assert not list(out.glob("*.safetensors"))
 
 
 def test_nan_loss_stops_with_nan_error_and_keeps_last_checkpoint(tiny_ckpt, tmp_path, monkeypatch):

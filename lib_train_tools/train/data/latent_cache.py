@@ -128,7 +128,7 @@ class LatentCache:
     def __init__(self, encode: EncodeLatents, vae_id: str, to_disk: bool = False, batch_size: int = 1) -> None:
         if batch_size < 1:
             raise ValueError(f"VAE batch size {batch_size} must be at least 1")
-        self._encode = encode
+        self._encode: Optional[EncodeLatents] = encode
         self._vae_id = vae_id
         self._to_disk = to_disk
         self._batch_size = batch_size
@@ -156,6 +156,10 @@ class LatentCache:
                 progress(done, len(owned))
         return len(missing)
 
+    def forget_encoder(self) -> None:
+        """Drop the encode callable (and the VAE it holds) once ``fill`` is done; ``fill`` then refuses."""
+        self._encode = None
+
     def get(self, job: LatentJob, flip: bool) -> torch.Tensor:
         """Latents for one sample (the mirrored copy when ``flip``)."""
         if job not in self._memory and not (self._to_disk and self._restore(job)):
@@ -178,6 +182,8 @@ class LatentCache:
         return entry is not None
 
     def _encode_group(self, group: list[LatentJob]) -> None:
+        if self._encode is None:
+            raise RuntimeError("the latent cache's encoder was released; it cannot encode more images")
         pixels = torch.stack([prepare_image(job.path, job.choice, flip=False).pixels for job in group])
         with_flip = any(job.with_flip for job in group)
         batch = torch.cat([pixels, pixels.flip(-1)]) if with_flip else pixels
