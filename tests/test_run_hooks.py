@@ -119,4 +119,5 @@ def test_preview_defaults_take_the_sample_prompt_flags_then_the_run():
     run_only = preview_defaults({"activation_tag": "mychar"}, {"resolution": "128,96", "sample_sampler": "k_euler_a"})
     assert (run_only["prompt"], run_only["width"], run_only["height"], run_only["sampler"], run_only["seeds"]) == \
         ("mychar", 128, 96, "euler_a", (-1,))
-    assert preview_defaults({}, {}, "sdxl")["width"] == 1024 and preview_defaults({}, {"resolution": "x"})["width"] == 512
+    assert preview_defaults({}, {}, "sdxl")["width"] == 1024
+    assert preview_defaults({}, {"resolution": "x"})["width"] == 512

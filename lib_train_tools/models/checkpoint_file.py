@@ -3,7 +3,8 @@
 A ``TensorFile`` answers three questions cheaply: which keys are there, what shape each has, and
 (only when asked) the tensor itself cast to the working dtype. For ``.safetensors`` the shapes come
 from the header and each tensor is fetched with one positioned read when asked for, so detecting the
-architecture reads no weights and loading reads each weight once. ``.ckpt`` files go through ``torch.load(weights_only=True)``
+architecture reads no weights and loading reads each weight once. ``.ckpt`` files go through
+``torch.load(weights_only=True)``
 (memory-mapped when the file is in the zip format), so a pickle can never run code.
 
 Every failure becomes a ``CheckpointError`` that names the file and says what is wrong.
@@ -65,7 +66,8 @@ class TensorFile:
         except CheckpointError:
             raise
         except Exception as e:  # a truncated data section shows up only when a tensor is read
-            raise CheckpointError(self.path, f"cannot read tensor '{key}': the file is truncated or corrupt ({e})") from e
+            raise CheckpointError(self.path,
+                                  f"cannot read tensor '{key}': the file is truncated or corrupt ({e})") from e
         if dtype is not None and t.is_floating_point():
             t = t.to(dtype)
         return t.to(device)

@@ -59,5 +59,6 @@ def decide_prediction(family: str, unet: UNetModel | None, keys: set[str],
         return PredictionType(False, "SD2.x U-Net not loaded, assumed epsilon prediction")
     score = test_denoise_score(unet)
     if score < V_THRESHOLD:
-        return PredictionType(True, f"SD2.x test denoise: mean(output - input) = {score:.3f} < {V_THRESHOLD} -> v-prediction")
+        return PredictionType(
+            True, f"SD2.x test denoise: mean(output - input) = {score:.3f} < {V_THRESHOLD} -> v-prediction")
     return PredictionType(False, f"SD2.x test denoise: mean(output - input) = {score:.3f} >= {V_THRESHOLD} -> epsilon")

@@ -221,5 +221,6 @@ def resolve_sampler(name: str) -> tuple[str, str | None]:
     key = _ALIASES.get(name.strip().lower(), name.strip().lower())
     if key in SAMPLERS:
         return key, None
-    return FALLBACK_SAMPLER, (f"sample sampler {name!r} is not implemented; using {SAMPLERS[FALLBACK_SAMPLER].display_name} "
+    fallback = SAMPLERS[FALLBACK_SAMPLER].display_name
+    return FALLBACK_SAMPLER, (f"sample sampler {name!r} is not implemented; using {fallback} "
                               f"(available: {', '.join(sorted(SAMPLERS))})")

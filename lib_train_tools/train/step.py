@@ -9,6 +9,7 @@ comes from a generator the caller seeds per step, so a resumed run draws the sam
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -103,6 +104,9 @@ def unet_kernels(device: torch.device):
     128 px (benchmarks/bench_train.py). The VAE, with few wide layers at large sizes, keeps oneDNN.
     """
     if device.type == "cpu":
+        # entering and leaving the flags context also sets oneDNN's TF32 switch, which makes CPU-only
+        # torch builds warn about Intel GPUs on every step; that warning says nothing about training
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
         return torch.backends.mkldnn.flags(enabled=False)
     return contextlib.nullcontext()
 

@@ -163,6 +163,6 @@ def checkpoints_html(run: RunInfo | None) -> str:
     for c in files:
         link = f'<a href="{_esc(download_url(c.path))}" download="{_esc(c.path.name)}" target="_blank">download</a>'
         step = "" if c.step is None else c.step
-        rows.append([_esc(checkpoint_label(c)), _esc(step), f"<code>{_esc(c.path.name)}</code>", _esc(size_text(c.size)),
-                     _esc(when(c.mtime)), link])
+        rows.append([_esc(checkpoint_label(c)), _esc(step), f"<code>{_esc(c.path.name)}</code>",
+                     _esc(size_text(c.size)), _esc(when(c.mtime)), link])
     return _table(["Epoch", "Step", "File", "Size", "Saved", ""], rows, "tt-checkpoints")

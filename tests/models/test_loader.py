@@ -233,7 +233,8 @@ def test_mismatched_layout_names_the_part(ckpt_dir, tmp_path):
 
 # ----------------------------------------------------------------------------- files written by other code
 
-HARNESS_CKPT = Path(os.environ.get("HARNESS_DATA", Path(__file__).resolve().parents[2].parent / "harness-data")) / "ckpt"
+HARNESS_DATA = Path(os.environ.get("HARNESS_DATA", Path(__file__).resolve().parents[2].parent / "harness-data"))
+HARNESS_CKPT = HARNESS_DATA / "ckpt"
 LDM_EXTRAS = {"betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
               "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod",
               "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",

@@ -49,10 +49,11 @@ class AppServer:
 
     @classmethod
     def start(cls, output: Path, checkpoints: Path, log: Path, launcher: list[str] | None = None,
-              extra_args: list[str] | None = None) -> "AppServer":
-        """``launcher``: what runs the app (default ``-m lib_train_tools``; a test script may wrap it)."""
+              extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> "AppServer":
+        """``launcher``: what runs the app (default ``-m lib_train_tools``; a test script may wrap it);
+        ``env``: variables added to this process's environment for the app."""
         port = free_port()
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), GRADIO_ANALYTICS_ENABLED="False")
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), GRADIO_ANALYTICS_ENABLED="False", **(env or {}))
         command = [sys.executable] + (launcher or ["-m", "lib_train_tools"]) + [
             "--port", str(port), "--output", str(output), "--checkpoints", str(checkpoints)] + (extra_args or [])
         handle = open(log, "w", encoding="utf-8")

@@ -14,7 +14,6 @@ both gradio versions.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -54,15 +53,7 @@ def server(app_root):
     write_checkpoint(root / "checkpoints" / BASE_MODEL, family="sd1", seed=0)
     # one torch thread (the trainer and the preview): on a busy 2-core machine two threads that
     # fight other processes make the tiny model several times slower
-    saved = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        app = AppServer.start(root / "output", root / "checkpoints", root / "app.log")
-    finally:
-        if saved is None:
-            os.environ.pop("OMP_NUM_THREADS")
-        else:
-            os.environ["OMP_NUM_THREADS"] = saved
+    app = AppServer.start(root / "output", root / "checkpoints", root / "app.log", env={"OMP_NUM_THREADS": "1"})
     yield app
     app.stop()
 

@@ -10,7 +10,6 @@ Screenshots go to ``test-artifacts/browser-results-gradio<major>/``. Runs under 
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.parse
 
@@ -37,15 +36,8 @@ def prepared(tmp_path_factory):
 def server(prepared):
     # one torch thread in the app: on a busy 2-core machine, two threads fighting other processes
     # make the tiny model's images several times slower
-    saved = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        app = AppServer.start(prepared.output, prepared.checkpoints, prepared.root / "app.log")
-    finally:
-        if saved is None:
-            os.environ.pop("OMP_NUM_THREADS")
-        else:
-            os.environ["OMP_NUM_THREADS"] = saved
+    app = AppServer.start(prepared.output, prepared.checkpoints, prepared.root / "app.log",
+                          env={"OMP_NUM_THREADS": "1"})
     yield app
     app.stop()
 
