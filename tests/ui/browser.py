@@ -67,5 +67,14 @@ def choose(page, elem_id: str, option: str) -> None:
     page.locator("ul.options li", has_text=option).first.click()
 
 
+def choose_also(page, elem_id: str, option: str) -> None:
+    """Make sure ``option`` is ticked in a multiselect dropdown, leaving the other ticks alone.
+
+    Clicking an option that is already ticked unticks it, so it is clicked only when its token is missing."""
+    if page.locator(f"#{elem_id} .token", has_text=option).count() == 0:
+        choose(page, elem_id, option)
+    playwright_api.expect(page.locator(f"#{elem_id} .token", has_text=option).first).to_be_visible()
+
+
 def open_tab(page, name: str) -> None:
     page.locator("#tt_tabs button", has_text=name).first.click()

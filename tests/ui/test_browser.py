@@ -24,6 +24,7 @@ from .app_server import AppServer
 from .browser import (
     artifacts,
     choose,
+    choose_also,
     chromium_page,
     expect_text,
     expect_value,
@@ -181,7 +182,7 @@ def test_the_run_is_previewed_and_published_from_results(server, page, app_root)
     shot(page, "12-results")
 
     # the panel was first filled mid-training (epoch 1 only) and keeps the ticked epochs: add the final one
-    choose(page, "tt_pv_epochs", "テスト-v1.safetensors")
+    choose_also(page, "tt_pv_epochs", "テスト-v1.safetensors")
     text_input(page, "tt_pv_weights").fill("0, 1")
     text_input(page, "tt_pv_seeds").fill("7")
     text_input(page, "tt_pv_steps").fill("8")

@@ -15,15 +15,23 @@ import urllib.parse
 
 import pytest
 
-from .app_server import CHROMIUM_ARGS, REPO_ROOT, AppServer, require_chromium
+from .app_server import AppServer
+from .browser import (
+    TIMEOUT_MS,
+    artifacts,
+    choose,
+    chromium_page,
+    expect_text,
+    expect_value,
+    open_tab,
+    playwright_api,
+    screenshot,
+    text_input,
+)
 from .completed_run import ACTIVATION, PROJECT, RUN, VERSION, build_completed_root
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-gradio = pytest.importorskip("gradio")
-
-TIMEOUT_MS = 60_000  # generous: a loaded 2-core machine
 RENDER_TIMEOUT_MS = 400_000  # 3 images of the tiny model; minutes only when other processes load the CPUs
-ARTIFACTS = REPO_ROOT / "test-artifacts" / f"browser-results-gradio{gradio.__version__.split('.')[0]}"
+ARTIFACTS = artifacts("browser-results")
 NAME = "browser lora"
 
 
@@ -44,46 +52,22 @@ def server(prepared):
 
 @pytest.fixture(scope="module")
 def page(server):
-    chromium = require_chromium()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(TIMEOUT_MS)
+    with chromium_page() as page:
         yield page
-        browser.close()
 
 
 def shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def text_input(page, elem_id: str):
-    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
-
-
-def expect_text(page, elem_id: str, pattern: str, timeout: int = TIMEOUT_MS) -> None:
-    playwright_api.expect(page.locator(f"#{elem_id}").first).to_contain_text(re.compile(pattern), timeout=timeout)
-
-
-def expect_value(page, elem_id: str, pattern: str) -> None:
-    """A textbox's or a single-choice dropdown's value."""
-    playwright_api.expect(text_input(page, elem_id)).to_have_value(re.compile(pattern), timeout=TIMEOUT_MS)
-
-
-def choose(page, elem_id: str, option: str) -> None:
-    page.locator(f"#{elem_id} input").first.click()
-    page.locator("ul.options li", has_text=option).first.click()
+    screenshot(page, ARTIFACTS, name)
 
 
 def test_results_tab_renders_a_grid_and_publishes(server, page, prepared):
     page.goto(server.url)
-    page.locator("#tt_tabs button", has_text="Results").first.click()
+    open_tab(page, "Results")
     expect_text(page, "tt_results_runs", "completed")
     expect_text(page, "tt_results_summary", f"Published as.*{PROJECT}-{VERSION}")
     choose(page, "tt_results_run", RUN)
     expect_text(page, "tt_results_checkpoints", r"final \(epoch 2\)")
-    expect_value(page, "tt_pv_earlier", "when training ended")
+    expect_value(page, "tt_pv_earlier", "when training ended", pattern=True)
     shot(page, "01-run")
 
     link = page.locator("#tt_results_checkpoints a", has_text="download").first.get_attribute("href")
@@ -100,13 +84,13 @@ def test_results_tab_renders_a_grid_and_publishes(server, page, prepared):
     assert len(grids) == 2 and len(list(grids[-1].parent.glob("r*_s11.png"))) == 4
     shot(page, "02-grid")
     page.locator("#tt_pv_cells button.thumbnail-item").first.click()  # the card picture: epoch 1 at weight 0
-    expect_value(page, "tt_pub_image", r"r00_e000001_w0_s11\.png$")
+    expect_value(page, "tt_pub_image", r"r00_e000001_w0_s11\.png$", pattern=True)
 
-    expect_value(page, "tt_pub_name", f"^{PROJECT}-{VERSION}-2$")
+    expect_value(page, "tt_pub_name", f"{PROJECT}-{VERSION}-2")
     text_input(page, "tt_pub_name").fill(NAME)
     page.click("#tt_pub_publish")
     expect_text(page, "tt_pub_result", f"Published {NAME}")
-    expect_value(page, "tt_pub_lora_text", re.escape(f"<lora:{NAME}:1> {ACTIVATION}"))
+    expect_value(page, "tt_pub_lora_text", re.escape(f"<lora:{NAME}:1> {ACTIVATION}"), pattern=True)
     card = json.loads((prepared.lora_dir / f"{NAME}.json").read_text(encoding="utf-8"))
     assert card["activation text"] == ACTIVATION and card["sd version"] == "SD1"
     final = (prepared.run_dir / f"{RUN}.safetensors").read_bytes()
@@ -116,7 +100,7 @@ def test_results_tab_renders_a_grid_and_publishes(server, page, prepared):
     shot(page, "03-published")
 
     choose(page, "tt_pub_checkpoint", f"{RUN}-000001.safetensors")
-    expect_value(page, "tt_pub_notes", r"epoch 1, 4 steps")
+    expect_value(page, "tt_pub_notes", r"epoch 1, 4 steps", pattern=True)
     page.click("#tt_pub_publish")
     expect_text(page, "tt_status", "already exists")
     playwright_api.expect(page.locator("#tt_pub_overwrite")).to_be_visible(timeout=TIMEOUT_MS)
