@@ -20,6 +20,7 @@ import torch
 
 from ..models.loader import StableDiffusionModels, load_architecture, load_checkpoint
 from ..network.network import LoRANetwork, create_network, create_network_from_weights
+from . import frozen_conv
 from .config import parse_kv_args, parse_resolution
 from .data import BucketSpec, CaptionOptions, DataOptions, LatentCache, StepPlan, TextEncoderCache, TrainingDataset
 from .distributed import DistContext
@@ -100,6 +101,8 @@ def build_session(cfg: Any, dist: DistContext, log: Log) -> Session:
     models = _load_models(cfg, dataset, images, dist, log)
     torch.manual_seed(seed)  # LoRA down-projections are initialised from the global generator
     network = _make_network(cfg, models, log)
+    if device.type == "cpu":
+        frozen_conv.install(models.unet)
     if cfg.full_bf16 and weight_dtype == torch.bfloat16:
         network.to(torch.bfloat16)
     optimizer, optimizer_desc = _make_optimizer(cfg, network, log)
