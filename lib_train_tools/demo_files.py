@@ -33,7 +33,7 @@ LOOSE_PICTURES = 4
 # Small enough for a CPU: 64-pixel images, a narrow LoRA, two epochs (a 2-row preview grid).
 DEMO_SETTINGS = {
     "resolution": "64", "network_dim": 8, "network_alpha": 4.0, "train_batch_size": 2,
-    "max_train_epochs": 2, "repeats": 4, "learning_rate": 0.002, "save_every_n_epochs": 1,
+    "max_train_epochs": 2, "repeats": 4, "learning_rate": 0.01, "save_every_n_epochs": 1,
     "sample_prompt": "demo, red circle --w 64 --h 64 --s 8", "base_model": DEMO_CHECKPOINT,
 }
 

@@ -8,7 +8,8 @@ demo prints, as a new user would: project, upload and preprocess, activation tag
 Begin train until the run completes, a preview grid in Results, Publish. After each step it saves
 the part of the page that step is about as ``NN-<step>.png``: 1280 px wide at most, reduced to a
 256-colour palette so the README stays light. Prints how long the training took. Takes a few
-minutes; run it after changing the UI and commit the pictures.
+minutes; run it after changing the UI and commit the pictures. Install Debian's
+``fonts-noto-color-emoji`` first, or the refresh buttons' 🔄 shows as an empty box.
 """
 
 from __future__ import annotations
