@@ -34,6 +34,7 @@ pytest when TRAIN_TOOLS_WEBUI_URL is set, and skips otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -252,12 +253,18 @@ def _preview(webui: WebUI, project: str, run: str, base_title: str, other: str |
         notes.append(f"the WebUI's model was set to {other!r} before the preview")
     offset = log.stat().st_size if log and log.exists() else 0
     result, skipped = None, []
-    for candidate in (prompt,) + tuple(p for p in PROMPTS if p != prompt):
+    # the settings of check (d), whose prompt gave an image; then other prompts and another seed; last,
+    # the final file alone (whether a cell of the random-weight model overflows depends on A1111's
+    # history of applied LoRAs: a file that fails after another one can render on its own)
+    prompts = (prompt,) + tuple(p for p in PROMPTS if p != prompt)
+    attempts = [(files, seed, p) for files in ([], [f"{run}.safetensors"]) for seed in (1234, 7) for p in prompts]
+    for files, seed, candidate in attempts:
         status, body = webui.call("POST", f"{API}/previews", {
             "project": project, "version": "v1", "run": run, "prompt": candidate, "weights": [0, 1],
-            "seeds": [1234], "steps": 2, "width": 64, "height": 64, "sampler": "euler"})
+            "seeds": [seed], "steps": 2, "cfg_scale": 7, "width": 64, "height": 64, "sampler": "euler",
+            "checkpoints": files})
         if status == 500 and b"NansException" in body:
-            skipped.append(candidate)          # a cell was refused as all-NaN (random-weight checkpoint)
+            skipped.append(f"{candidate} (seed {seed}{', final file only' if files else ''})")
             continue
         if status != 201:
             raise CheckFailed(f"POST {API}/previews -> {status}: {body[:300].decode('utf-8', 'replace')}")
@@ -328,6 +335,9 @@ def run(args: argparse.Namespace) -> int:
     webui, step = WebUI(args.url, args.user, args.password), Steps()
     log = Path(args.log) if args.log else None
     offset = log.stat().st_size if log and log.exists() else 0
+    # the WebUI answers HTTP before its app-started callbacks mount extension routes (Forge: seconds later)
+    with contextlib.suppress(CheckFailed):
+        wait_until(lambda: answers(webui), 300, "")
     if step("api", lambda: str(webui.json("GET", f"{API}/"))) is None:
         return 1
     if args.user is not None:
@@ -335,8 +345,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.api_only:
         step("(a) tab", lambda: check_tab(webui, args.extension_dir_name))
     checkpoints = webui.json("GET", f"{API}/checkpoints")
-    checkpoint = args.checkpoint or next((c["title"] for c in checkpoints if "sd15" in c["title"]),
-                                         checkpoints[0]["title"] if checkpoints else None)
+    candidates = [c["title"] for c in checkpoints
+                  if not (args.other_checkpoint and args.other_checkpoint in c["title"])]  # (e) switches away
+    checkpoint = args.checkpoint or next((t for t in candidates if "sd15" in t), candidates[0] if candidates else None)
     project = f"ttcheck-{time.strftime('%Y%m%d-%H%M%S')}"
     finished = train_step(step, webui, args, checkpoint, project, log, offset)
     published = use_step(step, webui, args, checkpoint, project, finished, log) if finished else None
