@@ -254,8 +254,8 @@ def _preview(webui: WebUI, project: str, run: str, base_title: str, other: str |
     offset = log.stat().st_size if log and log.exists() else 0
     result, skipped = None, []
     # the settings of check (d), whose prompt gave an image; then other prompts and another seed; last,
-    # the final file alone (whether a cell of the random-weight model overflows depends on A1111's
-    # history of applied LoRAs: a file that fails after another one can render on its own)
+    # the final file alone, which (d) showed to render: with the random-weight harness model, A1111's
+    # own txt2img refuses some LoRA files as all-NaN for every prompt tried (seen with an epoch file)
     prompts = (prompt,) + tuple(p for p in PROMPTS if p != prompt)
     attempts = [(files, seed, p) for files in ([], [f"{run}.safetensors"]) for seed in (1234, 7) for p in prompts]
     for files, seed, candidate in attempts:
