@@ -68,11 +68,16 @@ def main() -> int:
             out.write("\n".join(installed_pins()) + "\n")
         pip_install(wanted, constraints_file)
     except Exception as exc:  # never stop the WebUI from starting
-        print(f"[Train Tools] could not install {', '.join(r.distribution for r in wanted)}: {exc}\n"
+        specs = ", ".join(r.pip_requirement for r in wanted)
+        print(f"[Train Tools] could not install {specs} without changing a package the WebUI pinned: "
+              f"{str(exc).strip()[-1500:]}\n"
               f"[Train Tools] the tab will say what is missing; to install by hand (nothing else is changed): "
               f"{manual_command(sys.executable, wanted)}")
     finally:
         os.unlink(constraints_file)
+    for problem in find_problems():  # what is still missing after the attempt, with the version needed
+        if problem.requirement in wanted:
+            print(f"[Train Tools] {problem.describe()}")
     return 0
 
 

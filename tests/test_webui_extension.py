@@ -115,7 +115,7 @@ def test_missing_packages_are_shown_above_the_tab(fake_webui, tmp_path):  # noqa
     [(blocks, _, _)] = extension.on_ui_tabs()
     components = _components(_render_like_the_webui(blocks))
     notice = components["train_tools_notice"]["props"]["value"]
-    assert "lion-pytorch is missing (needed for the Lion optimizer)" in notice
+    assert "lion-pytorch is missing (needed for the Lion optimizer; version 0.1.2 or newer)" in notice
     assert 'pip install "lion-pytorch>=0.1.2"' in notice
     assert "tt_project" in components                       # the real tab is still there
 

@@ -33,7 +33,7 @@ class Requirement:
 
 
 REQUIREMENTS: tuple[Requirement, ...] = (
-    Requirement("torch", "2.1", "everything (the WebUI installs it)", installable=False),
+    Requirement("torch", "2.1.2", "training (the WebUI installs it; A1111 v1.10 ships 2.1.2)", installable=False),
     Requirement("numpy", "1.23", "everything (the WebUI installs it)", installable=False),
     Requirement("gradio", "3.41", "the tab (the WebUI installs it)", installable=False),
     Requirement("Pillow", "9.5", "images in datasets and previews"),
@@ -54,11 +54,14 @@ class Problem:
         return self.installed is None
 
     def describe(self) -> str:
+        """Which package, which version is there, which is needed, and what to do."""
         req = self.requirement
         if self.missing:
-            return f"{req.distribution} is missing (needed for {req.purpose})"
-        return (f"{req.distribution} {self.installed} is older than {req.minimum} (needed for {req.purpose}); "
-                "Train Tools never upgrades the WebUI's packages")
+            found = f"{req.distribution} is missing (needed for {req.purpose}; version {req.minimum} or newer)"
+            return found if req.installable else f"{found}: the WebUI provides it; repair the WebUI's installation"
+        return (f"{req.distribution} {self.installed} is installed, but Train Tools needs {req.minimum} or newer "
+                f"(for {req.purpose}); Train Tools never upgrades or replaces the WebUI's packages: "
+                f"update the WebUI, or {req.distribution} in the WebUI's venv yourself")
 
 
 def release_tuple(version: str) -> tuple[int, ...]:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import torch_compat
+
 
 class LinearAsConv1x1(nn.Module):
     """A bias-free Linear whose weight is kept in 1x1-convolution layout ``[out, in, 1, 1]``.
@@ -27,13 +29,6 @@ class LinearAsConv1x1(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight.flatten(1))
-
-
-def _autocast_active(device_type: str) -> bool:
-    try:
-        return torch.is_autocast_enabled(device_type)
-    except TypeError:  # torch < 2.4 takes no device and answers for CUDA only
-        return torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()
 
 
 class LoRAModule(nn.Module):
@@ -101,7 +96,7 @@ class LoRAModule(nn.Module):
         if self.training and self.module_dropout and torch.rand(()) < self.module_dropout:
             return y
         weight = self.lora_down.weight
-        if x.dtype != weight.dtype and not _autocast_active(x.device.type):
+        if x.dtype != weight.dtype and not torch_compat.is_autocast_enabled(x.device):
             x = x.to(weight.dtype)
         h = self.lora_down(x)
         scale = self.multiplier / self.rank

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from .. import torch_compat
 from ..models.checkpoint_file import CheckpointError
 from .config import ConfigError, parse_cli, to_dict, validate
 from .data import DataError
@@ -53,7 +52,7 @@ def classify(error: BaseException) -> tuple[str, str, str | None]:
         return "config", f"base model: {error}", "choose a full SD1.x, SD2.x or SDXL checkpoint"
     if isinstance(error, DataError):
         return "data", str(error), None
-    if isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower():
+    if torch_compat.is_out_of_memory(error):
         return "out_of_memory", f"out of memory: {str(error).splitlines()[0]}", OOM_HINT
     if isinstance(error, NonFiniteLoss):
         return "nan", str(error), NAN_HINT

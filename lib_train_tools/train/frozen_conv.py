@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import torch_compat
+
 MAX_POSITIONS = 64  # batch x height x width of the output; measured break-even for 640-1280 channels
 
 
@@ -54,7 +56,7 @@ def _applies(layer: nn.Conv2d, x: Tensor, weight: Tensor, bias: Tensor | None) -
         return False
     if bias is not None and bias.requires_grad:
         return False
-    if x.dtype != torch.float32 or weight.dtype != torch.float32 or torch.is_autocast_enabled("cpu"):
+    if x.dtype != torch.float32 or weight.dtype != torch.float32 or torch_compat.is_autocast_enabled("cpu"):
         return False
     return x.dim() == 4 and x.shape[0] * _output_size(layer, x, 0) * _output_size(layer, x, 1) <= MAX_POSITIONS
 

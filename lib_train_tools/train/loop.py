@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .. import torch_compat
 from .data import EpochLoader
 from .protocol import CheckpointEvent, EpochEvent, StepEvent
 from .sample_schedule import maybe_sample
@@ -63,7 +64,7 @@ def optimizer_step(s, batches: list, step: int) -> float:
                                      s.latent_moments)
         noisy, noise, t = add_training_noise(latents, s.settings, generator)
         with unet_kernels(s.device):
-            with torch.autocast(s.device.type, dtype=s.weight_dtype, enabled=s.weight_dtype != torch.float32):
+            with torch_compat.autocast(s.device, s.weight_dtype, enabled=s.weight_dtype != torch.float32):
                 pred = predict(s.models.unet, noisy, t, cond, s.weight_dtype)
             loss = compute_loss(pred, latents, noise, t, batch.loss_weights, s.settings) / len(batches)
             (s.scaler.scale(loss) if s.scaler else loss).backward()

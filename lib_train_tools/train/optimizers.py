@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch.optim import Optimizer
 
+from .. import torch_compat
 from .config import parse_kv_args
 from .params import OPTIMIZER_NAMES
 
@@ -73,11 +74,12 @@ def _prodigy(params: Any, lr: float, kwargs: dict) -> Optimizer:
 
 
 def _adafactor(params: Any, lr: float, kwargs: dict) -> Optimizer:
-    if not hasattr(torch.optim, "Adafactor"):
+    adafactor = torch_compat.adafactor_class()
+    if adafactor is None:
         raise OptimizerUnavailable(
             f"optimizer Adafactor needs torch 2.5 or newer (torch.optim.Adafactor); this torch is "
-            f"{torch.__version__}. Choose another optimizer (AdamW, Lion, Prodigy) or update torch.")
-    return torch.optim.Adafactor(params, lr=lr, **adafactor_kwargs(kwargs))
+            f"{torch_compat.version_text()}. Choose another optimizer (AdamW, Lion, Prodigy) or update torch.")
+    return adafactor(params, lr=lr, **adafactor_kwargs(kwargs))
 
 
 def adafactor_kwargs(kwargs: dict) -> dict:

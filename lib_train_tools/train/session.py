@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import torch
 
+from .. import torch_compat
 from ..models.loader import StableDiffusionModels, load_architecture, load_checkpoint
 from ..network.network import LoRANetwork, create_network, create_network_from_weights
 from . import frozen_conv
@@ -55,7 +56,7 @@ class Session:
     resolution: tuple[int, int] = (512, 512)
     base_model_hashes: tuple[str, str] | None = None
     latent_moments: LatentMoments | None = None
-    scaler: torch.amp.GradScaler | None = None
+    scaler: Any = None  # torch_compat.grad_scaler(...) for fp16 on CUDA
     started_at: float = field(default_factory=time.time)
     session_id: int = field(default_factory=lambda: random.randrange(2**32))
 
@@ -83,6 +84,11 @@ def resolve_weight_dtype(cfg: Any, device: torch.device, log: Log) -> torch.dtyp
     if device.type == "cpu" and dtype == torch.float16:
         log("mixed_precision fp16 is not supported on the CPU; training in float32")
         return torch.float32
+    if dtype == torch.bfloat16 and device.type == "cuda" and not torch_compat.bf16_hardware(device):
+        major, minor = torch.cuda.get_device_capability(device)
+        log(f"mixed_precision bf16: this GPU (compute capability {major}.{minor}) has no native bfloat16, "
+            "which would be emulated many times slower; training in fp16 with a gradient scaler instead")
+        return torch.float16
     return dtype
 
 
@@ -113,7 +119,7 @@ def build_session(cfg: Any, dist: DistContext, log: Log) -> Session:
                       seed, dist, make_tokenizers(models), optimizer_desc=optimizer_desc, resolution=resolution,
                       latent_cache=images.cache, latent_moments=images.moments)
     if weight_dtype == torch.float16 and device.type == "cuda":
-        session.scaler = torch.amp.GradScaler("cuda")
+        session.scaler = torch_compat.grad_scaler(device)
     _fill_text_cache(session, log)
     return session
 

@@ -217,11 +217,17 @@ def test_nan_loss_stops_with_nan_error_and_keeps_last_checkpoint(tiny_ckpt, tmp_
     assert not (out / "tiny.safetensors").exists()
 
 
-def test_out_of_memory_says_what_to_lower(tiny_ckpt, tmp_path, monkeypatch):
+CUDA_OOM = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+CPU_OOM = RuntimeError("[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: can't allocate memory: "
+                       "you tried to allocate 8589934592 bytes. Error code 12 (Cannot allocate memory)")
+
+
+@pytest.mark.parametrize("failure", [CUDA_OOM, CPU_OOM], ids=["cuda", "cpu"])
+def test_out_of_memory_says_what_to_lower(tiny_ckpt, tmp_path, monkeypatch, failure):
     import lib_train_tools.train.loop as loop
 
     def oom(*args, **kwargs):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        raise failure
 
     monkeypatch.setattr(loop, "optimizer_step", oom)
     data, out = make_dataset(tmp_path), tmp_path / "out"
