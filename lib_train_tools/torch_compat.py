@@ -15,9 +15,10 @@ What differs, oldest first:
   ``torch.amp.GradScaler(device)`` (the old name warns from 2.4).
 * before 2.4: ``torch.is_autocast_enabled()`` takes no device and answers for CUDA;
   the CPU has ``is_autocast_cpu_enabled()`` (deprecated from 2.4) (``is_autocast_enabled``).
-* ``torch.cuda.is_bf16_supported()`` answers "the card has bfloat16 units" up to 2.3; newer
-  releases also say yes for cards that only emulate it (GTX 10xx, RTX 20xx), unless asked with
-  ``including_emulation=False`` (``bf16_hardware``).
+* ``torch.cuda.is_bf16_supported()`` answers "the card has bfloat16 units" in 2.1; from 2.3 it
+  also says yes for cards that only emulate it (GTX 10xx, RTX 20xx), and only 2.4 added
+  ``including_emulation=False``; so the card's compute capability is read instead, the same way on
+  every release (``bf16_hardware``).
 * every release: CUDA out of memory is ``torch.cuda.OutOfMemoryError`` (the top-level alias
   ``torch.OutOfMemoryError`` exists only in newer ones); the CPU allocator raises a plain
   ``RuntimeError`` (``is_out_of_memory``).
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import inspect
 import re
 from typing import Any, ContextManager
 
@@ -114,11 +114,11 @@ def bf16_hardware(device: torch.device | str) -> bool:
         return True
     if device.type != "cuda" or not torch.cuda.is_available():
         return False
-    with torch.cuda.device(device):
-        check = torch.cuda.is_bf16_supported
-        if "including_emulation" in inspect.signature(check).parameters:  # newer releases: emulation counts
-            return bool(check(including_emulation=False))
-        return bool(check())  # 2.1-2.3: a capability >= 8 check already
+    if torch.version.hip:  # ROCm: every AMD card torch supports computes bfloat16
+        return True
+    # not is_bf16_supported(): from 2.3 it counts emulation, and only 2.4+ can be told not to
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
 
 
 # What the allocators say when they run out; torch raises RuntimeError for these on some paths

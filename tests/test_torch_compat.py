@@ -128,29 +128,25 @@ def test_grad_scaler_scales_on_this_torch():
     assert scaler.is_enabled() == torch.cuda.is_available()  # disabled (a pass-through) without a GPU
 
 
-def fake_cuda(monkeypatch, is_bf16_supported) -> None:
+def fake_cuda(monkeypatch, capability: tuple[int, int], hip: str | None = None) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.version, "hip", hip)
+    # from 2.3 is_bf16_supported() says True for emulated bfloat16 too: it must not be what decides
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
 
 
-def test_bf16_hardware_excludes_emulation_where_torch_counts_it(monkeypatch):
-    calls = []
-
-    def newer(including_emulation: bool = True) -> bool:  # 2.4+: a Turing card says True unless asked
-        calls.append(including_emulation)
-        return including_emulation
-
-    fake_cuda(monkeypatch, newer)
-    assert torch_compat.bf16_hardware("cuda") is False
-    assert calls == [False]
+@pytest.mark.parametrize("capability, native", [((6, 1), False), ((7, 5), False), ((8, 0), True), ((8, 6), True),
+                                                ((9, 0), True), ((12, 0), True)],
+                         ids=["gtx10", "rtx20-t4", "a100", "rtx30", "h100", "rtx50"])
+def test_bf16_hardware_by_compute_capability(monkeypatch, capability, native):
+    fake_cuda(monkeypatch, capability)
+    assert torch_compat.bf16_hardware(torch.device("cuda", 0)) is native
 
 
-def test_bf16_hardware_on_older_torch_asks_plainly(monkeypatch):
-    fake_cuda(monkeypatch, lambda: True)  # 2.1-2.3: capability >= 8 (an Ampere card)
-    assert torch_compat.bf16_hardware(torch.device("cuda", 0)) is True
-    fake_cuda(monkeypatch, lambda: False)  # a GTX 10xx / RTX 20xx
-    assert torch_compat.bf16_hardware(torch.device("cuda", 0)) is False
+def test_bf16_hardware_rocm(monkeypatch):
+    fake_cuda(monkeypatch, (9, 0), hip="6.0")
+    assert torch_compat.bf16_hardware("cuda") is True
 
 
 def test_bf16_hardware_cpu_and_absent_cuda(monkeypatch):

@@ -17,7 +17,7 @@ from .config_checks import ConfigError
 def load_toml_text(text: str, source: str) -> dict[str, Any]:
     """Parse TOML text; ConfigError naming `source` and the parser's reason when it is not TOML."""
     try:
-        import tomllib
+        import tomllib  # novm: Python 3.11+; 3.10 reads with the toml package below
     except ModuleNotFoundError:
         tomllib = None
     if tomllib is not None:
