@@ -1,12 +1,16 @@
 """The standalone app: ``python -m lib_train_tools`` serves the Train Tools tab on this computer.
 
     python -m lib_train_tools [--host 127.0.0.1] [--port 7870] [--output DIR] [--checkpoints DIR]
-                              [--lora-dir DIR] [--taggers DIR] [--demo]
+                              [--lora-dir DIR] [--taggers DIR] [--api-auth USER:PASSWORD[,...]] [--demo]
 
 ``--output`` holds projects, jobs and presets; ``--checkpoints`` is searched (recursively) for
 base models; ``--lora-dir`` receives published LoRA files. ``--demo`` first writes a tiny
 generated base model, a small dataset and a CPU preset under ``demo_output/`` and prints what to
 click. The page loads the extension's ``style.css`` and ``javascript/*.js`` as the WebUI does.
+
+The same server answers the HTTP API the WebUI has, under ``/train-tools/v1`` (so a machine
+without a WebUI can be driven over HTTP). ``--api-auth`` takes credentials in the WebUI's syntax
+and the API then asks for them (HTTP Basic); without it the API is open, like the page.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api.auth import AuthPolicy
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the extension's folder
 DEFAULT_PORT = 7870
@@ -35,8 +43,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default <output>/lora)")
     parser.add_argument("--taggers", type=Path, default=None, help="folder of WD14 tagger folders "
                         "(default <output>/taggers)")
+    parser.add_argument("--api-auth", type=api_credentials, default=None, metavar="USER:PASSWORD[,USER:PASSWORD]",
+                        help="credentials the HTTP API asks for (HTTP Basic), as the WebUI's --api-auth "
+                             "(default: the API is open, like the page)")
     parser.add_argument("--demo", action="store_true", help="prepare a tiny model and dataset first")
     return parser.parse_args(argv)
+
+
+def api_credentials(text: str) -> dict[str, str]:
+    """``--api-auth``'s value (``user:password[,user:password]``) as {user: password}."""
+    from .api.auth import split_credentials
+
+    credentials = {user: password for user, password in split_credentials(text) if user}
+    if not credentials:
+        raise argparse.ArgumentTypeError(f"expected user:password[,user:password], got {text!r}")
+    return credentials
 
 
 def page_assets() -> tuple[str, str]:
@@ -80,6 +101,23 @@ def build_app(args: argparse.Namespace):
     return services, blocks, demo_files
 
 
+def serve_api(app: Any, services: Any, credentials: dict[str, str] | None) -> AuthPolicy:
+    """Mount the HTTP API on ``app`` (the FastAPI app gradio serves), guarded by ``credentials``."""
+    from .api.auth import AuthPolicy
+    from .api.mount import mount_api
+
+    policy = AuthPolicy(credentials=dict(credentials or {}))
+    mount_api(app, services, policy)
+    return policy
+
+
+def api_url(page_url: str) -> str:
+    """The API's root address on the server of ``page_url``."""
+    from .api import API_PREFIX
+
+    return page_url.rstrip("/") + API_PREFIX + "/"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     localhost_without_proxy()
@@ -87,9 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     from .ui import compat
 
     try:
-        blocks.launch(**compat.launch_kwargs(args.host, args.port, [services.output_root]))
+        launched = blocks.launch(**compat.launch_kwargs(args.host, args.port, [services.output_root]))
         url = f"http://{args.host}:{args.port}/"
+        policy = serve_api(compat.served_app(blocks, launched), services, args.api_auth)
         print(f"[train tools] serving {url} (output folder {services.output_root}); Ctrl-C stops", flush=True)
+        access = "credentials required (--api-auth)" if policy.required else "open"
+        print(f"[train tools] HTTP API {api_url(url)} ({access})", flush=True)
         if demo_files is not None:
             from .demo_files import instructions
 

@@ -5,6 +5,9 @@ An ``AuthPolicy`` with no credentials and no session check lets everyone in (the
 ``Authorization: Basic`` header naming one of ``credentials`` (passwords compared in constant
 time), or a session that ``session_check`` accepts (the WebUI: a gradio login cookie). A refusal
 is 401 with ``WWW-Authenticate: Basic``, as the WebUI's own API answers.
+
+``split_credentials`` reads the ``--api-auth user:pass[,user:pass]`` syntax that the WebUI and the
+standalone app share.
 """
 
 from __future__ import annotations
@@ -38,6 +41,16 @@ class AuthPolicy:
             if secrets.compare_digest(password.encode("utf-8"), self.credentials[user].encode("utf-8")):
                 return True
         return self.session_check is not None and _safe_check(self.session_check, request)
+
+
+def split_credentials(text: str | None) -> list[tuple[str, str]]:
+    """``"a:x,b:y"`` -> [("a", "x"), ("b", "y")]; a password may contain ``:``."""
+    pairs = []
+    for item in (text or "").split(","):
+        user, sep, password = item.strip().partition(":")
+        if sep:
+            pairs.append((user, password))
+    return pairs
 
 
 def basic_credentials(header: str) -> tuple[str | None, str]:

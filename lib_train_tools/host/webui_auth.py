@@ -13,21 +13,11 @@ from typing import Iterable
 
 from modules import shared
 
-from ..api.auth import AuthPolicy
+from ..api.auth import AuthPolicy, split_credentials
 
 
 def parse_credentials(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {user: password for user, password in pairs if user}
-
-
-def split_credentials(text: str | None) -> list[tuple[str, str]]:
-    """``"a:x,b:y"`` -> [("a", "x"), ("b", "y")]; a password may contain ``:``."""
-    pairs = []
-    for item in (text or "").split(","):
-        user, sep, password = item.strip().partition(":")
-        if sep:
-            pairs.append((user, password))
-    return pairs
 
 
 def gradio_credentials() -> list[tuple[str, str]]:

@@ -18,7 +18,10 @@ Everything else in ``ui/`` uses only what both versions share (``gr.update``, ``
 - ``gr.Dataframe`` in gradio 3 drops the headers of an empty list of rows, so tables go out as
   pandas frames (``to_gradio``);
 - both versions find ``gr.Progress`` and ``gr.SelectData`` parameters by inspecting the event
-  function's signature, so wrappers get an explicit one (``event_fn``).
+  function's signature, so wrappers get an explicit one (``event_fn``);
+- the FastAPI app behind a launched page (``served_app``): both versions' ``launch`` return it
+  first and keep it as ``Blocks.server_app``; gradio 4's ``Blocks.app`` is the same app, but
+  gradio 3's is another one, made before launch and never served.
 """
 
 from __future__ import annotations
@@ -197,6 +200,16 @@ def launch_kwargs(host: str, port: int, allowed_paths: Sequence[Path]) -> dict[s
         "share": False,
         "prevent_thread_lock": True,
     }
+
+
+def served_app(demo: gr.Blocks, launched: Any = None) -> Any:
+    """The FastAPI app serving ``demo`` after ``launch`` (``launched``: what ``launch`` returned),
+    where more routes (the HTTP API) can be added."""
+    app = launched[0] if isinstance(launched, tuple) and launched else None
+    app = app if app is not None else getattr(demo, "server_app", None)
+    if app is None or not hasattr(app, "include_router"):
+        raise RuntimeError(f"gradio {gr.__version__} gave no FastAPI app for the launched page")
+    return app
 
 
 def poll(demo: gr.Blocks, fn: Callable, inputs: list, outputs: list, seconds: float) -> None:

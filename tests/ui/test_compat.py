@@ -113,3 +113,13 @@ def test_poll_calls_with_the_inputs_current_values():
     else:
         assert calls[0]["trigger"] == "change" and calls[0]["targets"] != [box._id]
         assert [d["every"] for d in config["dependencies"] if d.get("every")] == [1.0]
+
+
+def test_served_app_is_the_fastapi_app_launch_returned():
+    from fastapi import FastAPI
+
+    launched, kept = FastAPI(), FastAPI()
+    assert compat.served_app(SimpleNamespace(server_app=kept), (launched, "http://x/", None)) is launched
+    assert compat.served_app(SimpleNamespace(server_app=kept), None) is kept
+    with pytest.raises(RuntimeError):
+        compat.served_app(SimpleNamespace(), None)
