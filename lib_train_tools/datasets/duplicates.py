@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..projects.layout import VersionPaths
+from .color_modes import to_rgb
 from .origin_files import list_origin
 
 DEFAULT_MAX_DISTANCE = 6
@@ -33,7 +34,7 @@ class DuplicateReport:
 
 def difference_hash(image: Image.Image) -> int:
     """64-bit dHash of ``image`` (orientation applied, first frame, any mode)."""
-    grey = ImageOps.exif_transpose(image).convert("L").resize((9, 8), Image.Resampling.BILINEAR)
+    grey = to_rgb(ImageOps.exif_transpose(image)).convert("L").resize((9, 8), Image.Resampling.BILINEAR)
     pixels = np.asarray(grey, dtype=np.int16)
     bits = (pixels[:, 1:] > pixels[:, :-1]).flatten()
     return int(sum(1 << i for i, bit in enumerate(bits) if bit))

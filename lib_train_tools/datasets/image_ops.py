@@ -1,5 +1,7 @@
 """Pixel operations of preprocessing: load upright on a solid background, resize, crop, split.
 
+Every mode becomes 8-bit RGB through ``color_modes.to_rgb``, the conversion the trainer uses too.
+
 All functions take and return Pillow images and never touch files, except ``load_upright`` which
 reads one. Resizing uses Lanczos with Pillow's ``reducing_gap`` (a fast box reduction first), and
 JPEG files are decoded directly at a reduced scale when the output is much smaller (``draft``).
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from .color_modes import to_rgb
 
 RESAMPLE = Image.Resampling.LANCZOS
 REDUCING_GAP = 3.0
@@ -31,13 +35,8 @@ def load_upright(path: Path, background: tuple[int, int, int], scale_hint: float
 
 
 def flatten(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
-    """RGB image with any alpha (or palette transparency) composited onto ``background``."""
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-    if not has_alpha:
-        return image.convert("RGB")
-    rgba = image.convert("RGBA")
-    base = Image.new("RGBA", rgba.size, tuple(background) + (255,))
-    return Image.alpha_composite(base, rgba).convert("RGB")
+    """8-bit RGB of any mode (16-bit and float scaled), transparency composited onto ``background``."""
+    return to_rgb(image, background)
 
 
 def fit_area(image: Image.Image, width: int, height: int) -> Image.Image:

@@ -9,7 +9,8 @@ overlapping pieces; flipped copies are optional. Images smaller than the target 
 
 Captions: the base caption of each output is the origin caption merged with generated tags
 (``caption_policy``); the curation journal is then replayed on top (see ``tag_journal``), so
-curated captions survive a re-run.
+curated captions survive a re-run. An image left without caption text gets no caption file, so
+the trainer captions it with the folder's name (the project), as the README promises.
 """
 
 from __future__ import annotations

@@ -125,14 +125,20 @@ def undo(version: VersionPaths) -> CurationResult:
 
 
 def render_captions_unlocked(version: VersionPaths) -> dict[str, str]:
-    """Write every processed image's caption file that differs from the journal's result."""
+    """Write every processed image's caption file that differs from the journal's result.
+
+    An empty caption gets no file (an old one is removed): the trainer then uses the folder's
+    name, as for any image without a caption, instead of training on an empty text.
+    """
     captions = current_captions(version)
     folder = version.processed_dir()
     if folder is None:
         return captions
     for stem, caption in captions.items():
         path = folder / f"{stem}.txt"
-        if not path.exists() or path.read_text(encoding="utf-8") != caption:
+        if not caption.strip():
+            path.unlink(missing_ok=True)
+        elif not path.exists() or path.read_text(encoding="utf-8") != caption:
             atomic_write_text(path, caption)
     return captions
 

@@ -9,6 +9,9 @@ different image with the same stem is already there, the new one (and its captio
 upload) is stored as ``stem (2)``; the very same bytes again are skipped. Captions are written
 after the images of the same upload, so they follow their image's final stem; a caption that would
 overwrite a different existing caption is refused (editing captions is the curation step's job).
+
+Small images are accepted and listed in ``small`` with the factor training will enlarge them by
+(for the version's ``resolution`` setting, else 512x512), so the user can drop them.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from PIL import Image
 from ..projects.atomic import atomic_write_bytes
 from ..projects.layout import VersionPaths
 from .captions import CAPTION_EXTENSIONS, CaptionError, decode_caption
-from .image_checks import ImageLimits, ImageRejected, check_image_bytes
+from .image_checks import DEFAULT_RESOLUTION, ImageLimits, ImageRejected, check_image_bytes, upscale_note
 from .origin_files import safe_file_stem
 from .safe_zip import JUNK_NAMES, Refusal, ZipLimits, ZipRefused, open_zip, plan_zip, read_entry
+from .small_images import version_resolution
 
 ProgressFn = Callable[[int, int, str], None]
 MAX_CAPTION_BYTES = 1024 * 1024
@@ -43,6 +47,7 @@ class UploadResult:
     skipped: tuple[Refusal, ...]
     refused: tuple[Refusal, ...]
     replaced_to: Path | None = None
+    small: tuple[Refusal, ...] = ()  # accepted, flagged: (stored name, "8x8: will be upscaled 64x ...")
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class _Batch:
     renamed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[Refusal] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
+    small: list[Refusal] = field(default_factory=list)
+    resolution: tuple[int, int] = DEFAULT_RESOLUTION
 
 
 def upload(
@@ -83,7 +90,8 @@ def upload(
         items, skipped, refused = _expand(sources, zip_limits, image_limits.max_file_bytes, stack)
         replaced_to = _set_aside_origin(version) if replace else None
         version.origin.mkdir(parents=True, exist_ok=True)
-        batch = _Batch(version.origin, _existing_images(version.origin), skipped=skipped, refused=refused)
+        batch = _Batch(version.origin, _existing_images(version.origin), skipped=skipped, refused=refused,
+                       resolution=version_resolution(version))
         images = [i for i in items if Path(i.name).suffix.lower() not in CAPTION_EXTENSIONS]
         captions = [i for i in items if Path(i.name).suffix.lower() in CAPTION_EXTENSIONS]
         total = len(items)
@@ -100,7 +108,8 @@ def upload(
             if progress:
                 progress(done, total, item.label)
     return UploadResult(
-        tuple(batch.added), tuple(batch.renamed), tuple(batch.skipped), tuple(batch.refused), replaced_to
+        tuple(batch.added), tuple(batch.renamed), tuple(batch.skipped), tuple(batch.refused), replaced_to,
+        tuple(batch.small),
     )
 
 
@@ -157,6 +166,9 @@ def _store_image(batch: _Batch, item: _Item, data: bytes, limits: ImageLimits) -
     batch.added.append(target.name)
     if stem != incoming or target.name != item.name:
         batch.renamed.append((item.label, target.name))
+    note = upscale_note(facts.width, facts.height, batch.resolution)
+    if note:
+        batch.small.append(Refusal(target.name, note))
 
 
 def _store_caption(batch: _Batch, item: _Item, data: bytes) -> None:

@@ -4,17 +4,21 @@ A ``TensorFile`` answers three questions cheaply: which keys are there, what sha
 (only when asked) the tensor itself cast to the working dtype. For ``.safetensors`` the shapes come
 from the header and each tensor is fetched with one positioned read when asked for, so detecting the
 architecture reads no weights and loading reads each weight once. ``.ckpt`` files go through
-``torch.load(weights_only=True)``
-(memory-mapped when the file is in the zip format), so a pickle can never run code.
+``torch.load(weights_only=True)`` (memory-mapped when the file is in the zip format), so a pickle
+can never run code.
 
-Every failure becomes a ``CheckpointError`` that names the file and says what is wrong.
+Every failure becomes a ``CheckpointError`` that names the file and says what is wrong; a damaged
+file ("truncated or corrupt ... download it again") is told apart from a pickle refused for the
+Python objects it would build ("contains Python objects besides tensors (<global>) ... convert it").
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import pickle
+import pickletools
+import re
 import zipfile
 from pathlib import Path
 
@@ -67,7 +71,8 @@ class TensorFile:
             raise
         except Exception as e:  # a truncated data section shows up only when a tensor is read
             raise CheckpointError(self.path,
-                                  f"cannot read tensor '{key}': the file is truncated or corrupt ({e})") from e
+                                  f"cannot read tensor '{key}': the file is truncated or corrupt ({e}); "
+                                  "download it again") from e
         if dtype is not None and t.is_floating_point():
             t = t.to(dtype)
         return t.to(device)
@@ -113,7 +118,8 @@ class _SafetensorsBackend(_Backend):
             self._header, self._data_start = _read_safetensors_header(self._file, os.path.getsize(path))
         except ValueError as e:
             self._file.close()
-            raise CheckpointError(path, f"not a valid safetensors file: it is truncated or corrupt ({e})") from e
+            raise CheckpointError(path, f"not a valid safetensors file: it is truncated or corrupt ({e}); "
+                                        "download it again") from e
         self._meta = self._header.pop("__metadata__", None) or {}
 
     def keys(self) -> list[str]:
@@ -133,7 +139,7 @@ class _SafetensorsBackend(_Backend):
         start, end = entry["data_offsets"]
         buf = bytearray(end - start)
         if buf and os.preadv(self._file.fileno(), [buf], self._data_start + start) != len(buf):
-            raise CheckpointError(self.path, f"cannot read tensor '{key}': the file is truncated")
+            raise CheckpointError(self.path, f"cannot read tensor '{key}': the file is truncated; download it again")
         if not buf:
             return torch.empty(entry["shape"], dtype=dtype)
         return torch.frombuffer(buf, dtype=dtype).reshape(entry["shape"])
@@ -212,13 +218,125 @@ def _torch_load(path: str) -> object:
     mmap = zipfile.is_zipfile(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as e:
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise CheckpointError(path, "the file contains Python objects besides tensors and cannot be "
-                                        "loaded safely; convert it to .safetensors") from e
-        raise CheckpointError(path, f"not a valid checkpoint: it is truncated or corrupt ({e})") from e
     except Exception as e:  # the unpickler fails in many ways on damaged bytes
-        raise CheckpointError(path, f"not a valid checkpoint: it is truncated or corrupt ({e})") from e
+        raise load_failure(path, e) from e
+
+
+def load_failure(path: str, error: BaseException) -> CheckpointError:
+    """Tell a pickle refused for the objects it would build apart from a damaged file.
+
+    Torch's text differs between versions (2.1/2.3: ``Unsupported class posix.system``; 2.4 and
+    later: ``Unsupported global: GLOBAL posix.system`` or ``unsupported GLOBAL posix.system``), and
+    every version says ``weights_only`` for random bytes as well. So a refusal counts only when
+    torch names the global, or when the file's pickle reads cleanly (opcodes only, nothing runs)
+    and imports something that is not part of torch.
+    """
+    refused = _named_global(str(error)) or _foreign_global(path)
+    if refused:
+        return CheckpointError(path, f"the file contains Python objects besides tensors ({refused}) and cannot be "
+                                     "loaded safely; convert it to .safetensors")
+    return CheckpointError(path, f"not a valid checkpoint: it is truncated or corrupt ({_short_reason(error)}); "
+                                 "download it again")
+
+
+_REFUSED_GLOBAL = re.compile(r"unsupported (?:global: )?(?:global|class) ([A-Za-z_][\w.]*)", re.IGNORECASE)
+# What torch.save itself writes besides torch's own globals (protocol 2 stores bytes via _codecs.encode).
+_PLAIN_GLOBALS = {"collections.OrderedDict", "_codecs.encode", "builtins.set", "builtins.frozenset",
+                  "builtins.bytearray", "builtins.complex", "builtins.slice"}
+_MAX_PICKLES = 5  # the legacy format holds five pickles (magic, version, sys info, object, storage keys)
+_MAX_PICKLE_BYTES = 256 * 2**20
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
+
+
+def _named_global(text: str) -> str | None:
+    match = _REFUSED_GLOBAL.search(text)
+    return match.group(1).rstrip(".") if match else None
+
+
+def _foreign_global(path: str) -> str | None:
+    """The first non-torch global of the file's (complete) pickles; None when there is none or they are damaged."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+                if len(names) != 1 or archive.getinfo(names[0]).file_size > _MAX_PICKLE_BYTES:
+                    return None
+                return _first_foreign(io.BytesIO(archive.read(names[0])), 1)
+        with open(path, "rb") as f:
+            if f.read(2) == b"PK":  # a zip that cannot be opened: damaged, whatever its pickle holds
+                return None
+            f.seek(0)
+            return _first_foreign(f, _MAX_PICKLES)
+    except (OSError, zipfile.BadZipFile, ValueError, RuntimeError, EOFError):
+        return None
+
+
+def _first_foreign(stream, count: int) -> str | None:
+    for _ in range(count):
+        found = pickle_globals(stream)
+        if found is None:
+            return None
+        foreign = [g for g in found if not g.startswith("torch.") and g not in _PLAIN_GLOBALS]
+        if foreign:
+            return foreign[0]
+    return None
+
+
+def pickle_globals(stream) -> list[str] | None:
+    """``module.name`` of every global one pickle imports, read with ``pickletools`` (nothing is executed).
+
+    None when the bytes are not one complete, consistent pickle (random data, a cut-off file):
+    ``pickletools.dis`` checks the stack and memo use up to STOP first. The stream ends up after STOP.
+    """
+    found: list[str] = []
+    strings: list[str] = []
+    memo: dict[int, object] = {}
+    last: object = None
+    try:
+        start = stream.tell()
+        pickletools.dis(stream, out=io.StringIO())
+        end = stream.tell()
+        stream.seek(start)
+        for op, arg, _ in pickletools.genops(stream):
+            name = op.name
+            if name in ("GLOBAL", "INST"):
+                found.append(str(arg).replace(" ", "."))
+            elif name == "STACK_GLOBAL":
+                found.append(".".join(strings[-2:]) if len(strings) >= 2 else "<unknown global>")
+            if name in _STRING_OPS:
+                last = arg
+                strings.append(str(arg))
+            elif name == "MEMOIZE":
+                memo[len(memo)] = last
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                memo[arg] = last
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                last = memo.get(arg)
+                if isinstance(last, str):
+                    strings.append(last)
+            elif name != "FRAME":
+                last = None
+            if name == "STOP":
+                stream.seek(end)
+                return found
+    except Exception:  # noqa: BLE001 - pickletools raises ValueError and others on bytes that are not a pickle
+        return None
+    return None
+
+
+def _short_reason(error: BaseException) -> str:
+    """Torch's own words for a failure, without its paragraphs about weights_only."""
+    text = str(error)
+    marker = text.find("WeightsUnpickler error:")
+    if marker >= 0:
+        text = text[marker + len("WeightsUnpickler error:"):]
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if not line and isinstance(error, EOFError):
+        line = "the file ends too early"
+    line = line.split(". ")[0].rstrip(".")
+    if type(error).__name__ not in ("RuntimeError", "UnpicklingError") or not line:
+        line = f"{type(error).__name__}: {line}" if line else type(error).__name__
+    return line if len(line) <= 160 else line[:157] + "..."
 
 
 def _unwrap_state_dict(path: str, obj: object) -> dict[str, torch.Tensor]:

@@ -15,7 +15,9 @@ from lib_train_tools.datasets.image_checks import ImageLimits, ImageRejected, ch
 from lib_train_tools.datasets.origin_files import drop_images, list_origin
 from lib_train_tools.datasets.preprocess import PreprocessOptions, preprocess
 from lib_train_tools.datasets.safe_zip import ZipLimits
+from lib_train_tools.datasets.small_images import small_images
 from lib_train_tools.datasets.upload import upload
+from lib_train_tools.projects.settings import save_settings
 
 from .conftest import noise_image, tree_hashes
 
@@ -101,7 +103,6 @@ def test_bad_files_are_refused_with_reasons_and_the_rest_goes_in(version, tmp_pa
         "truncated.jpg": jpeg_bytes(2)[: len(jpeg_bytes(2)) * 2 // 3],
         "cut_header.jpg": jpeg_bytes(2)[:300],
         "bomb.png": huge_png_header(),
-        "tiny.png": png_bytes(3, (16, 16)),
         "binary.txt": b"\xff\xfe\x00\x01",
     }
     paths = []
@@ -115,7 +116,6 @@ def test_bad_files_are_refused_with_reasons_and_the_rest_goes_in(version, tmp_pa
     assert "truncated image data" in reasons["truncated.jpg"]
     assert "truncated image header" in reasons["cut_header.jpg"]
     assert "decompression bomb" in reasons["bomb.png"]
-    assert "too small" in reasons["tiny.png"]
     assert "not a text file" in reasons["binary.txt"]
     assert origin_names(version) == ["good.png", "good.txt"]
 
@@ -186,7 +186,7 @@ def test_check_image_bytes_reports_size():
     facts = check_image_bytes(png_bytes(1, (80, 64)), "x.png")
     assert (facts.width, facts.height, facts.format) == (80, 64, "PNG")
     with pytest.raises(ImageRejected, match="over the 100-pixel limit"):
-        check_image_bytes(png_bytes(1), "x.png", ImageLimits(min_side=1, max_pixels=100))
+        check_image_bytes(png_bytes(1), "x.png", ImageLimits(max_pixels=100))
 
 
 def test_drop_images_moves_pairs_out_of_origin(version, source_files):
@@ -273,3 +273,48 @@ def test_long_file_names_are_shortened_to_leave_room_for_suffixes(version, tmp_p
     result = preprocess(version, options)  # 4:1 images: split into "-partN" pieces, each flipped
     assert not result.refused and len(result.outputs) == 2 * 2 * 5
 
+
+
+@pytest.mark.parametrize("size,note", [
+    ((8, 8), "8x8: will be upscaled 64x for training at 512x512, expect blur"),
+    ((80, 40), "80x40: will be upscaled 9.1x for training at 512x512, expect blur"),
+])
+def test_very_small_images_are_accepted_and_flagged(version, tmp_path, size, note):
+    path = tmp_path / "tiny.png"
+    path.write_bytes(png_bytes(3, size))
+    result = upload(version, [path])
+    assert result.added == ("tiny.png",) and not result.refused
+    assert [(r.name, r.reason) for r in result.small] == [("tiny.png", note + "; drop it unless you need it")]
+    assert origin_names(version) == ["tiny.png"]
+
+
+def test_small_image_factor_uses_the_version_resolution(version, tmp_path):
+    save_settings(version, {"resolution": "1024,1024"})
+    for name, size in (("tiny.png", (8, 8)), ("fine.png", (640, 640)), ("half.png", (512, 256))):
+        (tmp_path / name).write_bytes(png_bytes(3, size))
+    result = upload(version, [tmp_path / "tiny.png", tmp_path / "fine.png", tmp_path / "half.png"])
+    assert len(result.added) == 3
+    assert {r.name: r.reason.split(";")[0] for r in result.small} == {
+        "tiny.png": "8x8: will be upscaled 128x for training at 1024x1024, expect blur",
+        "half.png": "512x256: will be upscaled 2.8x for training at 1024x1024, expect blur",
+    }
+    listed = small_images(version)
+    assert [(s.stem, s.width, s.height, round(s.factor, 1)) for s in listed] == [
+        ("tiny", 8, 8, 128.0), ("half", 512, 256, 2.8)]
+    assert listed[0].note.startswith("8x8: will be upscaled 128x")
+    assert small_images(version, (512, 512))[0].note.startswith("8x8: will be upscaled 64x for training at 512x512")
+    drop_images(version, [s.stem for s in listed])
+    assert origin_names(version) == ["fine.png"] and small_images(version) == []
+
+
+def test_small_images_preprocess_and_train_without_errors(version, tmp_path):
+    (tmp_path / "tiny.png").write_bytes(png_bytes(3, (8, 8)))
+    (tmp_path / "wide.png").write_bytes(png_bytes(4, (80, 40)))
+    upload(version, [tmp_path / "tiny.png", tmp_path / "wide.png"])
+    for mode in ("keep_aspect", "crop"):
+        result = preprocess(version, PreprocessOptions(width=64, height=64, mode=mode))
+        assert sorted(result.outputs) == ["tiny.png", "wide.png"] and not result.refused
+    from lib_train_tools.train.data import DataOptions, TrainingDataset
+
+    dataset = TrainingDataset.from_folders(DataOptions(train_dir=version.processed_parent))
+    assert len(dataset.items) == 2

@@ -5,7 +5,8 @@ Entry points for the trainer: build :class:`DataOptions`, then
 optionally fill a :class:`LatentCache` from ``dataset.latent_jobs()`` and a
 :class:`TextEncoderCache` from ``dataset.text_cache_captions()``; then iterate
 ``EpochLoader(dataset, epoch, rank, world_size, start, latents, text)`` each epoch;
-``summarise_dataset(dataset)`` gives the values of kohya's ``ss_*`` dataset metadata keys.
+``summarise_dataset(dataset)`` gives the values of kohya's ``ss_*`` dataset metadata keys;
+``dataset.caption_warnings(token_windows)`` the caption warnings to show once before training.
 Nothing here imports the model stack: encoders are passed in as callables.
 """
 

@@ -21,6 +21,7 @@ import torch
 
 from .batches import PlannedBatch, SampleRef, balance_reg_repeats, batches_per_epoch, plan_epoch, shard_batches
 from .buckets import BucketChoice, BucketTable, Size
+from .caption_checks import CountTokens, count_tokens, dataset_warnings
 from .captions import possible_captions, process_caption
 from .errors import DataError
 from .folders import ImageItem, scan_dataset
@@ -131,6 +132,11 @@ class TrainingDataset:
         """The step arithmetic line printed before training starts."""
         buckets = len(self.bucket_sample_counts())
         return describe_steps(self.folder_counts(), self.options.batch_size, plan, buckets)
+
+    def caption_warnings(self, token_windows: int = 1, count: CountTokens = count_tokens) -> list[str]:
+        """Warnings to show once before training: empty caption files (trained with the folder's class
+        tokens) and captions longer than ``75 * token_windows`` tokens (cut off), each as one message."""
+        return dataset_warnings(self.items, self.repeats, self.options.captions, token_windows, count)
 
     # Epoch plan and per-sample choices
 

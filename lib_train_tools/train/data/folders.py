@@ -2,10 +2,12 @@
 
 Layout: the training directory is a *parent*; each subfolder is named ``<repeats>_<name>``
 (``10_sks dog``): repeats is the integer before the first underscore, the rest (underscores kept)
-is the class-token text used as the caption of any image that has no caption file. Images sit
-directly in the subfolder (no recursion); a caption is the same-named file with one of the
-caption extensions (first existing one wins), first line only. A regularisation directory has
-the same layout and yields items with ``is_reg=True``.
+is the class-token text used as the caption of any image that has no caption file, or whose
+caption file holds no text (the same rule as preprocessing, which writes no file for an empty
+caption; such images are counted in one warning, see ``caption_checks``). Images sit directly in
+the subfolder (no recursion); a caption is the same-named file with one of the caption extensions
+(first existing one wins), first non-blank line only. A regularisation directory has the same
+layout and yields items with ``is_reg=True``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class ImageItem:
     """One image of the dataset, before repeats are expanded.
 
     ``size`` is (width, height) as displayed, i.e. after the EXIF orientation is applied.
-    ``caption`` is the raw caption (file text, else the folder's class tokens, else "").
+    ``caption`` is the raw caption (file text, else the folder's class tokens, else "");
+    ``empty_caption_file`` says the caption file exists but holds no text.
     """
 
     path: Path
@@ -45,6 +48,7 @@ class ImageItem:
     class_tokens: str
     folder: str
     size: tuple[int, int]
+    empty_caption_file: bool = False
 
 
 def parse_folder_name(folder: Path) -> tuple[int, str]:
@@ -65,7 +69,8 @@ def normalise_extensions(extensions: Sequence[str]) -> tuple[str, ...]:
 
 
 def read_caption(image_path: Path, caption_extensions: Sequence[str]) -> tuple[Optional[str], Optional[Path]]:
-    """Return (first line of the caption file, its path) or (None, None) when there is no caption file."""
+    """(first non-blank line of the caption file, its path); ("", path) when the file holds no text;
+    (None, None) when there is no caption file."""
     for ext in normalise_extensions(caption_extensions):
         candidate = image_path.with_suffix(ext)
         if candidate.is_file():
@@ -83,9 +88,7 @@ def _first_line(caption_path: Path) -> str:
     for line in text.splitlines():
         if line.strip():
             return line.strip()
-    raise DataError(
-        f"caption file '{caption_path}' is empty; write a caption or delete the file to use the folder's class tokens"
-    )
+    return ""
 
 
 def read_image_size(path: Path) -> tuple[int, int]:
@@ -115,13 +118,14 @@ def scan_folder(folder: Path, is_reg: bool, caption_extensions: Sequence[str]) -
         items.append(
             ImageItem(
                 path=image_path,
-                caption=class_tokens if caption is None else caption,
+                caption=caption or class_tokens,
                 caption_file=caption_file,
                 repeats=repeats,
                 is_reg=is_reg,
                 class_tokens=class_tokens,
                 folder=folder.name,
                 size=read_image_size(image_path),
+                empty_caption_file=caption_file is not None and not caption,
             )
         )
     if not items:

@@ -1,9 +1,9 @@
 """Load one training image and turn it into a bucket-sized tensor.
 
-Steps: open, apply the EXIF orientation, convert to RGB; resize to the bucket choice's cover
-size (area averaging when shrinking, Lanczos when enlarging, like kohya); crop the overhang
-(centred, or at a random offset with ``random_crop``); optionally mirror horizontally; scale
-pixels to [-1, 1] as the VAE expects.
+Steps: open, apply the EXIF orientation, convert to 8-bit RGB (``datasets.color_modes``); resize
+to the bucket choice's cover size (area averaging when shrinking, Lanczos when enlarging, like
+kohya); crop the overhang (centred, or at a random offset with ``random_crop``); optionally
+mirror horizontally; scale pixels to [-1, 1] as the VAE expects.
 
 SDXL size conditioning is returned with it. ``crop_top_left`` is the real offset of the crop
 window inside the resized (and, when flipped, mirrored) image, the definition SDXL was trained
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ...datasets.color_modes import WHITE, to_rgb
 from .buckets import BucketChoice, Size
 from .errors import DataError
 
@@ -45,12 +46,16 @@ class PreparedImage:
 
 
 def load_rgb(path: Path) -> Image.Image:
-    """Decode the whole image (EXIF-rotated, RGB); DataError naming the file if it is corrupt."""
+    """Decode the whole image (EXIF-rotated, 8-bit RGB); DataError naming the file if it is corrupt.
+
+    The conversion is preprocessing's (``datasets.color_modes.to_rgb``): 16-bit and float images
+    are scaled, not clipped, and transparency is composited onto white.
+    """
     try:
         with Image.open(path) as img:
             img.load()
             upright = ImageOps.exif_transpose(img)
-            return upright.convert("RGB")
+            return to_rgb(upright, WHITE)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot read image '{path}': {exc}") from exc
 

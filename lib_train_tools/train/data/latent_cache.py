@@ -28,7 +28,7 @@ from .buckets import BucketChoice
 from .images import prepare_image
 
 CACHE_SUFFIX = ".tt_latents.safetensors"
-CACHE_FORMAT = "train_tools.latents.v1"
+CACHE_FORMAT = "train_tools.latents.v2"  # v2: 16-bit/float/transparent images scaled and flattened
 HASH_CHUNK = 1 << 20
 
 EncodeLatents = Callable[[torch.Tensor], torch.Tensor]
