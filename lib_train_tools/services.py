@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .host.base import Host
+from .contracts import Host
 from .projects import Store
 
 PRESETS_FOLDER = "presets"

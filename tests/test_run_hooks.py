@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from lib_train_tools.host.base import HostSettings
+from lib_train_tools.contracts import HostSettings
 from lib_train_tools.projects import Store, update_settings
 from lib_train_tools.results.outcomes import read_outcomes
 from lib_train_tools.run_hooks import RunHooks, preview_defaults, preview_prompt

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..contracts import Tagger
 from ..projects.atomic import atomic_write_json, read_json
 from ..projects.layout import VersionPaths
 from .image_ops import load_upright
 from .origin_files import list_origin
 from .safe_zip import Refusal
-from .taggers import Tagger, TaggerUnavailable
+from .taggers import TaggerUnavailable
 
 ProgressFn = Callable[[int, int, str], None]
 

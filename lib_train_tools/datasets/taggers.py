@@ -1,6 +1,6 @@
-"""Auto-taggers behind one small interface, and why one is unavailable.
+"""Auto-taggers behind one small interface (``contracts.Tagger``), and why one is unavailable.
 
-Three implementations:
+Two implementations:
 
 - ``InterrogatorTagger``: the WebUI's BLIP or DeepDanbooru interrogator. The host adapter passes
   in the WebUI's function (image -> text); this module never imports the WebUI.
@@ -15,15 +15,18 @@ to put the model. Nothing is ever downloaded here.
 
 from __future__ import annotations
 
+import copy
 import csv
+import dataclasses
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
+from ..contracts import Availability, Tagger
 from .captions import parse_tags
 from .image_ops import flatten
 
@@ -36,27 +39,12 @@ WD14_DEFAULT_SIZE = 448
 _KEEP_UNDERSCORE_BELOW = 4
 
 
-@dataclass(frozen=True)
-class Availability:
-    available: bool
-    reason: str = ""
-    install_hint: str = ""
-
-
 class TaggerUnavailable(RuntimeError):
     """The tagger cannot run here; the message says why and what to do."""
 
 
 class TaggerError(ValueError):
     """A tagger's model files are malformed."""
-
-
-class Tagger(Protocol):
-    name: str
-
-    def availability(self) -> Availability: ...
-
-    def tag(self, image: Image.Image) -> list[str]: ...
 
 
 class InterrogatorTagger:
@@ -85,6 +73,10 @@ class InterrogatorTagger:
             sentence = " ".join(text.split())
             return [sentence] if sentence else []
         return parse_tags(text)
+
+    def with_threshold(self, threshold: float) -> InterrogatorTagger:
+        """The WebUI's interrogators give no scores: the same tagger."""
+        return self
 
 
 @dataclass(frozen=True)
@@ -138,6 +130,12 @@ class WD14Tagger:
                     f"(e.g. SmilingWolf/wd-swinv2-tagger-v3) into {self.model_dir}",
                 )
         return Availability(True)
+
+    def with_threshold(self, threshold: float) -> WD14Tagger:
+        """A copy keeping general tags scored at least ``threshold`` (it shares the loaded model)."""
+        tagger = copy.copy(self)
+        tagger.options = dataclasses.replace(self.options, threshold=float(threshold))
+        return tagger
 
     def tag(self, image: Image.Image) -> list[str]:
         _require(self)

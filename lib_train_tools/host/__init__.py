@@ -1,5 +1,8 @@
-"""Hosts: what Train Tools needs from the program it runs in (the WebUI, or the standalone app).
+"""Host adapters: what Train Tools needs from the program it runs in, implemented for each one.
 
-``base.py`` states the contract; ``standalone.py`` implements it without the WebUI. The WebUI
-adapter is the only module in the package that imports the WebUI's ``modules``.
+The contracts (``Host``, ``PreviewRenderer``, ``Tagger``, ...) live in ``lib_train_tools.contracts``;
+this package holds only their implementations: ``standalone.py`` without the WebUI, ``webui*.py``
+for the WebUI. ``webui_modules.py`` is the only module in the package that imports the WebUI's
+``modules``; ``webui_requirements.py`` imports nothing but the standard library (``install.py``
+runs it before the WebUI starts).
 """

@@ -15,25 +15,9 @@ import sys
 import threading
 from pathlib import Path
 
-from .base import CheckpointChoice, HostSettings
+from ..contracts import TAGGERS_FOLDER, CheckpointChoice, HostSettings, PreviewRenderer, Tagger, find_wd14_folders
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
-TAGGERS_FOLDER = "taggers"
-_WD14_MARKERS = ("model.onnx", "selected_tags.csv")
-
-
-class PreviewUnavailable(RuntimeError):
-    """Preview images cannot be rendered here yet; the message says why."""
-
-
-class _UnavailableRenderer:
-    """Stands in for the preview renderer while ``results/`` is not installed."""
-
-    def __init__(self, reason: str):
-        self.reason = reason
-
-    def render(self, request):
-        raise PreviewUnavailable(f"preview rendering is not available yet: {self.reason}")
 
 
 class StandaloneHost:
@@ -52,7 +36,7 @@ class StandaloneHost:
         self._lora_dir = Path(lora_dir).resolve() if lora_dir else self._output_root / "lora"
         self._taggers_dir = Path(taggers_dir).resolve() if taggers_dir else self._output_root / TAGGERS_FOLDER
         self._settings = settings
-        self._renderer = None
+        self._renderer: PreviewRenderer | None = None
         self._renderer_lock = threading.Lock()
 
     def output_root(self) -> Path:
@@ -67,35 +51,28 @@ class StandaloneHost:
     def checkpoints(self) -> list[CheckpointChoice]:
         return scan_checkpoints(self._checkpoints_dir)
 
-    def taggers(self) -> list:
+    def taggers(self) -> list[Tagger]:
         from ..datasets.taggers import WD14Tagger
 
         return [WD14Tagger(folder) for folder in find_wd14_folders(self._taggers_dir)]
 
-    def preview_renderer(self):
+    def preview_renderer(self) -> PreviewRenderer:
         """The host's one renderer (made on first use)."""
         with self._renderer_lock:
             if self._renderer is None:
-                self._renderer = self._make_renderer()
+                self._renderer = _own_renderer()
             return self._renderer
 
-    def _make_renderer(self):
-        try:
-            from ..results.own_renderer import OwnSamplerRenderer
-        except ImportError as exc:
-            return _UnavailableRenderer(f"the results package is not installed ({exc})")
-        import torch
-
-        return OwnSamplerRenderer(device="cuda" if torch.cuda.is_available() else "cpu")
+    def clear_preview_staging(self) -> int:
+        return 0  # previews are drawn from the run's own files: nothing is staged anywhere
 
     def settings(self) -> HostSettings:
         return self._settings
 
     def before_training(self) -> None:
         """Free the preview model (waits for an image being rendered to finish)."""
-        release = getattr(self._renderer, "release", None)
-        if release is not None:
-            release()
+        if self._renderer is not None:
+            self._renderer.release()
 
     def after_training(self) -> None:
         return None
@@ -105,6 +82,15 @@ class StandaloneHost:
 
     def lora_published(self, path: Path) -> None:
         return None  # nothing lists LoRAs here
+
+
+def _own_renderer() -> PreviewRenderer:
+    """Our own sampler (torch and the models load only now: the first preview asks for them)."""
+    import torch
+
+    from ..results.own_renderer import OwnSamplerRenderer
+
+    return OwnSamplerRenderer(device="cuda" if torch.cuda.is_available() else "cpu")
 
 
 def scan_checkpoints(folder: Path) -> list[CheckpointChoice]:
@@ -120,10 +106,3 @@ def scan_checkpoints(folder: Path) -> list[CheckpointChoice]:
                 found.append(CheckpointChoice(path.relative_to(folder).as_posix(), path))
     return sorted(found, key=lambda c: c.title.casefold())
 
-
-def find_wd14_folders(folder: Path) -> list[Path]:
-    """``folder`` itself and its subfolders that hold a WD14 model file, sorted by name."""
-    if not folder.is_dir():
-        return []
-    candidates = [folder] + sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return [p for p in candidates if any((p / marker).is_file() for marker in _WD14_MARKERS)]

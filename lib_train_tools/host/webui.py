@@ -1,10 +1,11 @@
 """The host adapter for the AUTOMATIC1111 v1.10 and Forge WebUIs.
 
-With its ``webui_*.py`` siblings this is the only code that imports the WebUI's ``modules``:
-paths and checkpoints come from the WebUI's own lists and flags (``--ckpt-dir``, ``--lora-dir``,
-``--data-dir``), settings from its Settings page (``webui_settings.py``), VRAM is freed around a
-training job (``webui_models.py``), previews are drawn by its txt2img (``webui_preview.py``), and
-its BLIP and DeepDanbooru interrogators tag datasets.
+With its ``webui_*.py`` siblings this is the only code that uses the WebUI's ``modules`` (all
+imported by ``webui_modules.py``): paths and checkpoints come from the WebUI's own lists and flags
+(``--ckpt-dir``, ``--lora-dir``, ``--data-dir``), settings from its Settings page
+(``webui_settings.py``), VRAM is freed around a training job (``webui_models.py``), previews are
+drawn by its txt2img (``webui_preview.py``), and its BLIP and DeepDanbooru interrogators tag
+datasets.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from modules import call_queue, paths_internal, sd_models, shared
-
+from ..contracts import CheckpointChoice, HostSettings, Tagger
 from ..datasets.taggers import InterrogatorTagger
-from .base import CheckpointChoice, HostSettings
 from .lora_staging import PREVIEW_FOLDER, LoraStaging
 from .webui_models import LOG_PREFIX, ModelUnloader, is_forge
+from .webui_modules import call_queue, deepbooru_tag, paths_internal, sd_models, shared
 from .webui_preview import WebUIPreviewRenderer
 from .webui_settings import OUTPUT_DIR, PUBLISH_DIR, folder_option, host_settings
 
@@ -58,7 +58,7 @@ class WebUIHost:
         return host_settings()
 
     # ----- what the WebUI lends -----
-    def taggers(self) -> list:
+    def taggers(self) -> list[Tagger]:
         return [InterrogatorTagger("BLIP (WebUI)", _interrogate_blip, kind="sentence"),
                 InterrogatorTagger("DeepDanbooru (WebUI)", _interrogate_deepbooru, kind="tags")]
 
@@ -93,10 +93,8 @@ def _interrogate_blip(image: Any) -> str:
 
 
 def _interrogate_deepbooru(image: Any) -> str:
-    from modules import deepbooru
-
     with call_queue.queue_lock:
-        return deepbooru.model.tag(image.convert("RGB"))
+        return deepbooru_tag(image.convert("RGB"))
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from modules import shared
-
 from ..api.auth import AuthPolicy, split_credentials
+from .webui_modules import gradio_auth_creds, shared
 
 
 def parse_credentials(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -21,9 +20,7 @@ def parse_credentials(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 
 def gradio_credentials() -> list[tuple[str, str]]:
-    from modules import initialize_util
-
-    return [tuple(pair) for pair in initialize_util.get_gradio_auth_creds() if len(pair) == 2]
+    return [(pair[0], pair[1]) for pair in gradio_auth_creds() if len(pair) == 2]
 
 
 def gradio_session_check(request) -> bool:

@@ -16,7 +16,7 @@ half-way through. The lock is not reentrant: never call these from code that hol
 
 from __future__ import annotations
 
-from modules import call_queue, sd_models
+from .webui_modules import call_queue, sd_models
 
 LOG_PREFIX = "[Train Tools]"
 MOVED_MARK = "train_tools_moved_to_ram"

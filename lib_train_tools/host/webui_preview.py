@@ -15,9 +15,9 @@ import contextlib
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from modules import call_queue, processing, sd_models, shared
-
+from ..contracts import PreviewCell
 from .lora_staging import PREVIEW_FOLDER, LoraStaging
+from .webui_modules import call_queue, processing, sd_models, shared
 
 
 class WebUIPreviewError(RuntimeError):
@@ -62,7 +62,7 @@ class WebUIPreviewRenderer:
         self._prepare_model = prepare_model
         self._release_model = release_model
 
-    def render(self, request: Any) -> Any:
+    def render(self, request: PreviewCell) -> Any:
         alias = checkpoint_alias(Path(request.base_model))
         if self._prepare_model is not None:
             self._prepare_model()
@@ -73,7 +73,7 @@ class WebUIPreviewRenderer:
             if name is not None:
                 self.staging.unstage(name)
 
-    def _draw(self, request: Any, alias: str, name: Optional[str]) -> Any:
+    def _draw(self, request: PreviewCell, alias: str, name: Optional[str]) -> Any:
         overrides: dict[str, Any] = {"sd_model_checkpoint": alias}
         if request.clip_skip:
             overrides["CLIP_stop_at_last_layers"] = int(request.clip_skip)

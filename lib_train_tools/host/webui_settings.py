@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from modules import shared
-
-from .base import HostSettings
+from ..contracts import HostSettings
+from .webui_modules import shared
 
 SECTION = ("train_tools", "Train Tools")
 CATEGORY = "training"

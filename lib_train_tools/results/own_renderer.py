@@ -61,6 +61,10 @@ class OwnSamplerRenderer:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
+    def close(self) -> None:
+        """Nothing is held but memory, which ``release`` frees."""
+        self.release()
+
     @property
     def cached_base(self) -> Path | None:
         """The base checkpoint held in memory, if any."""

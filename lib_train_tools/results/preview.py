@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 from PIL import Image
 
-from ..host.base import PreviewRenderer
+from ..contracts import PreviewRenderer
 from ..models.checkpoint_file import CheckpointError
 from ..models.loader import load_architecture
 from ..projects.atomic import atomic_write_json, read_json

@@ -8,16 +8,15 @@ Plain functions (no gradio). Output groups, in this order wherever they appear t
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..contracts import TAGGERS_FOLDER, Tagger, find_wd14_folders
 from ..datasets.autotag import autotag
 from ..datasets.duplicates import find_duplicates
 from ..datasets.origin_files import drop_images
 from ..datasets.preprocess import PreprocessOptions, preprocess
-from ..datasets.taggers import TaggerUnavailable
+from ..datasets.taggers import TaggerUnavailable, WD14Tagger
 from ..datasets.upload import upload
 from ..projects import load_settings
 from ..projects.layout import VersionPaths
@@ -96,15 +95,12 @@ def drop_chosen(services, selection: str, names: Sequence[str] | None) -> Reply:
     return Reply(notice, ("", choices([], [])) + gallery_values(version))
 
 
-def available_taggers(services) -> list:
+def available_taggers(services) -> list[Tagger]:
     """The host's taggers, plus WD14 folders under ``<output_root>/taggers`` it did not list."""
-    from ..datasets.taggers import WD14Tagger
-    from ..host.standalone import TAGGERS_FOLDER, find_wd14_folders
-
     taggers = list(services.host.taggers())
     known = {t.name for t in taggers}
     for folder in find_wd14_folders(Path(services.host.output_root()) / TAGGERS_FOLDER):
-        tagger = WD14Tagger(folder)
+        tagger: Tagger = WD14Tagger(folder)
         if tagger.name not in known:
             taggers.append(tagger)
             known.add(tagger.name)
@@ -115,7 +111,7 @@ def tagger_choices(services) -> Reply:
     names = [t.name for t in available_taggers(services)]
     notice = None if names else ok(
         f"no tagger found: put a WD14 tagger folder (model.onnx and selected_tags.csv) into "
-        f"{Path(services.host.output_root()) / 'taggers'} and press refresh"
+        f"{Path(services.host.output_root()) / TAGGERS_FOLDER} and press refresh"
     )
     return Reply(notice, (choices(names, names[0] if names else None),))
 
@@ -133,11 +129,8 @@ def run_autotag(services, selection: str, tagger_name: str, threshold, *form,
     return Reply(notice, (html_report,) + gallery_values(version) + tag_actions.tags_values(version, ""))
 
 
-def _tagger(services, name: str, threshold):
+def _tagger(services, name: str, threshold) -> Tagger:
     for tagger in available_taggers(services):
         if tagger.name == name:
-            if hasattr(tagger, "options") and threshold not in (None, ""):
-                tagger = copy.copy(tagger)
-                tagger.options = dataclasses.replace(tagger.options, threshold=float(threshold))
-            return tagger
+            return tagger if threshold in (None, "") else tagger.with_threshold(float(threshold))
     raise TaggerUnavailable(f"no tagger called {name!r}; press refresh to list the taggers")

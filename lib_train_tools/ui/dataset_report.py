@@ -35,6 +35,7 @@ def upload_report(result) -> str:
     parts = [
         section("Accepted", list(result.added), "accepted"),
         section("Renamed", [f"{old} → {new}" for old, new in result.renamed], "info"),
+        section("Small (kept; training enlarges them)", refusal_lines(result.small), "info"),
         section("Skipped", refusal_lines(result.skipped), "info"),
         section("Refused", refusal_lines(result.refused), "refused"),
     ]

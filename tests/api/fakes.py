@@ -11,7 +11,7 @@ from typing import Any
 
 from PIL import Image
 
-from lib_train_tools.host.base import CheckpointChoice, HostSettings
+from lib_train_tools.contracts import CheckpointChoice, HostSettings
 from lib_train_tools.projects import Store
 
 

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from lib_train_tools.contracts import find_wd14_folders
 from lib_train_tools.datasets.autotag import autotag
 from lib_train_tools.datasets.taggers import (
     InterrogatorTagger,
@@ -56,6 +57,29 @@ def test_wd14_thresholds_and_order(tmp_path):
         session_factory=lambda path: FakeSession(SCORES),
     )
     assert strict.tag(noise_image(1)) == ["long_hair", "hatsune_miku"]
+
+
+def test_with_threshold_copies_a_wd14_tagger_and_keeps_an_interrogator(tmp_path):
+    tagger = WD14Tagger(model_dir(tmp_path), WD14Options(character_threshold=0.3),
+                        session_factory=lambda path: FakeSession(SCORES))
+    strict = tagger.with_threshold(0.6)
+    assert strict is not tagger and strict.name == tagger.name
+    assert strict.options == WD14Options(threshold=0.6, character_threshold=0.3)
+    assert tagger.options.threshold == 0.35          # the original is unchanged
+    assert strict.tag(noise_image(1)) == ["long hair", "hatsune miku"]
+    blip = InterrogatorTagger("BLIP", lambda image: "a cat", kind="sentence")
+    assert blip.with_threshold(0.9) is blip
+
+
+def test_wd14_folders_are_the_folder_and_subfolders_with_a_model_file(tmp_path):
+    assert find_wd14_folders(tmp_path / "absent") == []
+    for name, file in (("b", "model.onnx"), ("a", "selected_tags.csv"), ("empty", None), (".hidden", "model.onnx")):
+        (tmp_path / name).mkdir()
+        if file:
+            (tmp_path / name / file).write_bytes(b"")
+    assert find_wd14_folders(tmp_path) == [tmp_path / "a", tmp_path / "b"]
+    (tmp_path / "model.onnx").write_bytes(b"")
+    assert find_wd14_folders(tmp_path) == [tmp_path, tmp_path / "a", tmp_path / "b"]
 
 
 def test_wd14_input_is_bgr_on_white_square():

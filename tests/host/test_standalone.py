@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lib_train_tools.host.base import CheckpointChoice, HostSettings
-from lib_train_tools.host.standalone import PreviewUnavailable, StandaloneHost
+from lib_train_tools.contracts import CheckpointChoice, HostSettings
+from lib_train_tools.host.standalone import StandaloneHost
 
 
 def test_checkpoints_are_found_at_any_depth_with_relative_titles(tmp_path: Path):
@@ -37,6 +37,7 @@ def test_folders_and_defaults(tmp_path: Path):
     assert host.settings().auto_publish is False
     assert host.python_executable() == sys.executable
     assert host.before_training() is None and host.after_training() is None
+    assert host.clear_preview_staging() == 0   # nothing is staged outside the run's folder
 
 
 @pytest.mark.parametrize("flag", [False, True])
@@ -53,15 +54,11 @@ def test_wd14_tagger_folders(tmp_path: Path, flag: bool):
     assert "onnxruntime" in half.reason or "selected_tags.csv" in half.reason
 
 
-def test_preview_renderer_is_the_own_sampler_or_says_why_not(tmp_path: Path):
+def test_preview_renderer_is_the_own_sampler(tmp_path: Path):
+    from lib_train_tools.results.own_renderer import OwnSamplerRenderer
+
     renderer = StandaloneHost(tmp_path / "out", tmp_path / "models").preview_renderer()
-    try:
-        import lib_train_tools.results.own_renderer  # noqa: F401
-    except ImportError:
-        with pytest.raises(PreviewUnavailable, match="not available yet"):
-            renderer.render(object())
-    else:
-        assert type(renderer).__name__ == "OwnSamplerRenderer"
+    assert isinstance(renderer, OwnSamplerRenderer)
 
 
 def test_one_renderer_keeps_its_model_until_training_starts(tmp_path: Path):

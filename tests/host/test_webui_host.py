@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from lib_train_tools.host.base import HostSettings
+from lib_train_tools.contracts import HostSettings
 
 from .webui_fixtures import add_checkpoint, fake_webui  # noqa: F401
 

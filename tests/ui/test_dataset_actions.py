@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lib_train_tools.datasets.taggers import Availability, TaggerUnavailable
+from lib_train_tools.contracts import Availability
+from lib_train_tools.datasets.taggers import TaggerUnavailable
 from lib_train_tools.projects import StoreError
 from lib_train_tools.ui import dataset_actions as actions
 from lib_train_tools.ui.gallery import processed_image_count
@@ -91,11 +92,18 @@ def test_duplicates_are_grouped_and_can_be_dropped(services, selection, tmp_path
 class FakeTagger:
     name = "fake tagger"
 
+    def __init__(self):
+        self.thresholds = []
+
     def availability(self):
         return Availability(True)
 
     def tag(self, image):
         return ["generated tag", "shape"]
+
+    def with_threshold(self, threshold):
+        self.thresholds.append(threshold)
+        return self
 
 
 class FakeHost:
@@ -113,10 +121,13 @@ class FakeHost:
 
 
 def test_autotag_then_preprocess_merges_the_tags(services, selection, tmp_path: Path):
-    services.host = FakeHost(services.host, [FakeTagger()])
+    tagger = FakeTagger()
+    services.host = FakeHost(services.host, [tagger])
     assert actions.tagger_choices(services).values[0].get("choices") == ["fake tagger"]
     actions.upload_files(services, selection, [str(p) for p in write_pictures(tmp_path / "in", 2)], False)
     reply = actions.run_autotag(services, selection, "fake tagger", 0.5, *FORM)
+    assert tagger.thresholds == [0.5]
+    assert actions._tagger(services, "fake tagger", "") is tagger and tagger.thresholds == [0.5]  # none given
     gallery, table = reply.values[1], reply.values[5]
     assert gallery[0][1] == "generated tag, shape"
     assert ("shape", 2, "100%") in table.rows
