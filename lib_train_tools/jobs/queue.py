@@ -34,6 +34,7 @@ from .progress_state import JobProgress
 from .queue_file import QueueIndex, write_index
 from .recovery import load_queue
 from .runner import LaneRunner
+from .state_folders import newest_complete_state
 from .submission import delete_if_never_started, plan_submission
 
 OWNER_LOCK = "queue.lock"
@@ -41,6 +42,12 @@ DEFAULT_POLL_S = 0.25
 DEFAULT_SHUTDOWN_S = 60.0
 
 _log = logging.getLogger(__name__)
+
+
+def resumable_state(job: Job) -> Path | None:
+    """The newest complete state folder of the job's run (a killed save may have left it under a
+    temporary name, or left the regular folder incomplete); None when there is none."""
+    return newest_complete_state(job.run_dir, job.run_name)
 
 
 def device_lane(device: Any) -> str:
@@ -109,7 +116,7 @@ class JobQueue:
     def can_resume(self, job_id: str) -> bool:
         with self.lock:
             job = self._job(job_id)
-            return job.status in ("interrupted", "cancelled") and job.state_dir.is_dir()
+            return job.status in ("interrupted", "cancelled") and resumable_state(job) is not None
 
     def version_busy(self, version: VersionPaths) -> bool:
         """Whether a queued or running job trains ``version`` (its dataset must not change now)."""
@@ -204,10 +211,11 @@ class JobQueue:
             job = self._job(job_id)
             if job.status not in ("interrupted", "cancelled"):
                 raise JobError(f"only interrupted or cancelled jobs can be resumed; {job.run_name} is {job.status}")
-            if not job.state_dir.is_dir():
-                raise JobError(f"{job.run_name} has no saved state to resume from (it stopped before its "
-                               "first save); start a new run instead")
-            job.status, job.resume_from = "queued", str(job.state_dir)
+            state = resumable_state(job)
+            if state is None:
+                raise JobError(f"{job.run_name} has no complete saved state to resume from (it stopped before "
+                               "its first complete save); start a new run instead")
+            job.status, job.resume_from = "queued", str(state)
             job.started = job.finished = job.exit_code = job.pid = None
             job.message = job.hint = job.log_excerpt = None
             job.cancel_requests = 0

@@ -3,13 +3,14 @@
 A file holds, per module name, exactly ``<name>.lora_down.weight``, ``<name>.lora_up.weight`` and
 ``<name>.alpha`` (a 0-dim float), plus a flat str->str metadata header. Nothing else may be in it:
 diffusers refuses a kohya file with any other tensor. Writing goes to a temporary file in the target
-folder that is then renamed over the target, so a crash never leaves a half-written LoRA behind.
+folder (``projects.atomic.temporary_sibling``'s scheme) that is then renamed over the target, so a
+crash never leaves a half-written LoRA behind; a failed write removes it. A LoRA whose tensors are
+not all finite (NaN or infinite) is never written: ``NonFiniteTensors`` says which.
 """
 from __future__ import annotations
 
 import collections
 import os
-import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Callable, Mapping, Union
 
 import torch
 from torch import Tensor, nn
+
+from ..projects.atomic import temporary_sibling
 
 PARTS = ("lora_down.weight", "lora_up.weight", "alpha")
 TORCH_SUFFIXES = (".pt", ".ckpt", ".bin")
@@ -26,6 +29,21 @@ PathLike = Union[str, os.PathLike]
 
 class LoRAFileError(ValueError):
     """A LoRA file (or state dict) is missing, unreadable or not in kohya's LoRA/LoCon format."""
+
+
+class NonFiniteTensors(ValueError):
+    """Tensors about to be written hold NaN or infinite values; nothing was written.
+
+    ``names`` are the bad tensors, ``total`` how many there were in all; ``overflow`` is True when
+    they were finite before the conversion to the file's dtype (values beyond its range).
+    """
+
+    def __init__(self, path: Path, names: list[str], total: int, overflow: bool, dtype: torch.dtype) -> None:
+        self.path, self.names, self.total, self.overflow = path, names, total, overflow
+        why = (f": finite in training, but beyond the range of {str(dtype).replace('torch.', '')}"
+               if overflow else "")
+        super().__init__(f"{path.name}: {len(names)} of {total} tensors are not finite (NaN or infinite){why}, "
+                         f"e.g. {few(names, 2)}; the file was not written")
 
 
 @dataclass(frozen=True)
@@ -151,12 +169,13 @@ def save_lora(path: PathLike, network: nn.Module | Mapping[str, Tensor], metadat
     state = network.state_dict() if isinstance(network, nn.Module) else dict(network)
     group_modules(state, source=str(path))
     tensors = {k: _for_file(k, v, dtype) for k, v in state.items()}
+    _check_finite(path, state, tensors, dtype)
     if add_hashes is not None:
         metadata = add_hashes(tensors, metadata)
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    tmp = temporary_sibling(path)
     try:
         # The usual permissions of a new file here (0o666 less the umask): recent safetensors
         # versions write owner-only (0600) files, which a WebUI running as another user cannot read.
@@ -169,6 +188,14 @@ def save_lora(path: PathLike, network: nn.Module | Mapping[str, Tensor], metadat
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _check_finite(path: Path, state: Mapping[str, Tensor], tensors: Mapping[str, Tensor],
+                  dtype: torch.dtype) -> None:
+    bad = [k for k, v in tensors.items() if not bool(torch.isfinite(v).all())]
+    if bad:
+        overflow = all(bool(torch.isfinite(state[k]).all()) for k in bad)
+        raise NonFiniteTensors(path, bad, len(tensors), overflow, dtype)
 
 
 def _for_file(key: str, value: Tensor, dtype: torch.dtype) -> Tensor:

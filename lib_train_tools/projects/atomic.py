@@ -2,7 +2,10 @@
 
 Writes go to a hidden temporary file in the target's folder, are flushed to disk, then renamed
 over the target (``os.replace`` is atomic on POSIX and Windows): a reader sees the old file or the
-new one, never half of one. ``FileLock`` is an exclusive advisory lock on a lock file (``fcntl``
+new one, never half of one. Every temporary name (here, the trainer's LoRA files and state folders)
+follows one scheme, ``.tt-tmp-<target name>.<pid>-<8 hex>.tmp``, so ``temporary_target`` can tell
+a leftover of ours (a killed process's) from anything else; it also knows the older ``.<target
+name>.<pid>-<8 hex>.tmp``. ``FileLock`` is an exclusive advisory lock on a lock file (``fcntl``
 on POSIX, ``msvcrt`` on Windows). It is not re-entrant: code that already holds a lock calls the
 unlocked helpers instead of locking again.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 import uuid
 from pathlib import Path
@@ -32,17 +36,28 @@ class LockTimeout(TimeoutError):
 
 
 TEMP_NAME_BYTES = 200  # of the target's name kept in a temporary name (a name may have up to 255)
+TEMP_PREFIX = ".tt-tmp-"
+_TEMP_TAIL = r"\.(?P<pid>\d+)-(?P<tag>[0-9a-f]{8})\.tmp"
+_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"(?P<target>.+)" + _TEMP_TAIL, re.DOTALL)
+_OLDER_TEMP_NAME = re.compile(r"\.(?P<target>.+)" + _TEMP_TAIL, re.DOTALL)  # before TEMP_PREFIX
 
 
 def temporary_sibling(path: str | os.PathLike) -> Path:
     """A hidden, unique name next to ``path`` for writing before the rename.
 
-    It starts with (at most ``TEMP_NAME_BYTES`` of) the target's name, so a leftover says what it
-    was, and stays within the 255-byte file-name limit even for the longest target names.
+    After ``TEMP_PREFIX`` comes (at most ``TEMP_NAME_BYTES`` of) the target's name, so a leftover says
+    what it was, and stays within the 255-byte file-name limit even for the longest target names.
     """
     target = Path(path)
     name = target.name.encode("utf-8")[:TEMP_NAME_BYTES].decode("utf-8", "ignore")
-    return target.with_name(f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    return target.with_name(f"{TEMP_PREFIX}{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
+def temporary_target(name: str) -> str | None:
+    """The name a temporary of ours was written for (``temporary_sibling``'s scheme, or the older
+    one without ``TEMP_PREFIX``); None for any other name. Long targets come back shortened."""
+    match = _TEMP_NAME.fullmatch(name) or _OLDER_TEMP_NAME.fullmatch(name)
+    return match.group("target") if match else None
 
 
 @contextlib.contextmanager

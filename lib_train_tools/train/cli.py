@@ -23,14 +23,31 @@ from .distributed import init_distributed
 from .loop import NonFiniteLoss, train
 from .optimizers import OptimizerArgError, OptimizerUnavailable
 from .protocol import CheckpointEvent, DoneEvent, ProgressWriter, StartEvent
-from .saving import Position, final_file, load_state, save_checkpoint, state_seed
+from .saving import (
+    NonFiniteWeights,
+    NoSpaceLeft,
+    Position,
+    clean_leftovers,
+    exception_chain,
+    final_file,
+    free_bytes,
+    is_disk_full,
+    load_state,
+    mib,
+    resolve_resume,
+    save_checkpoint,
+    space_warning,
+    state_seed,
+)
 
 EXIT_CODES = {"completed": 0, "cancelled": 0, "internal": 1, "config": 2, "data": 3, "out_of_memory": 4,
               "nan": 5, "io": 6, "interrupted": 130}
 OOM_HINT = ("lower train_batch_size or resolution, turn on gradient_checkpointing and cache_latents, "
             "use mixed_precision bf16 (or fp16), or a smaller network_dim")
-NAN_HINT = ("lower the learning rate, use bf16 instead of fp16, or lower noise_offset; "
-            "the last checkpoint written before this step is intact")
+NAN_HINT = ("lower the learning rate (or set max_grad_norm), use bf16 instead of fp16, or lower noise_offset, "
+            "then start again; every file this run wrote holds finite weights")
+DISK_HINT = ("free some space on that drive or set output_dir to one with more room, then start again (or resume "
+             "from the run's -state folder, if one was saved); the files already written are complete")
 
 
 @dataclass
@@ -52,13 +69,33 @@ def classify(error: BaseException) -> tuple[str, str, str | None]:
         return "config", f"base model: {error}", "choose a full SD1.x, SD2.x or SDXL checkpoint"
     if isinstance(error, DataError):
         return "data", str(error), None
-    if torch_compat.is_out_of_memory(error):
-        return "out_of_memory", f"out of memory: {str(error).splitlines()[0]}", OOM_HINT
-    if isinstance(error, NonFiniteLoss):
+    if isinstance(error, (NonFiniteLoss, NonFiniteWeights)):
         return "nan", str(error), NAN_HINT
+    if isinstance(error, NoSpaceLeft):
+        return "io", str(error), DISK_HINT
+    if is_disk_full(error):  # ENOSPC / EDQUOT anywhere in the chain, outside a LoRA or state save
+        return "io", _disk_full_message(error), DISK_HINT
+    if torch_compat.is_out_of_memory(error):
+        return "out_of_memory", f"out of memory: {_first_line(error)}", OOM_HINT
     if isinstance(error, OSError):
         return "io", f"{type(error).__name__}: {error}", "check the paths, free disk space and permissions"
     return "internal", f"{type(error).__name__}: {error}", "please report this with the log"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _disk_full_message(error: BaseException) -> str:
+    """"no space left on <folder>: N MiB free (...)" with the folder of the file being written, if known."""
+    for current in exception_chain(error):
+        if isinstance(current, OSError) and current.filename:
+            folder = Path(current.filename).parent
+            free = free_bytes(folder)
+            have = f": {mib(free)} MiB free" if free is not None else ""
+            return f"no space left on {folder}{have} ({type(error).__name__}: {_first_line(error)})"
+    return f"no space left on the device ({type(error).__name__}: {_first_line(error)})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,11 +147,13 @@ def _run(argv: list[str], progress: ProgressWriter) -> int:
             progress.warning(warning)
     stop = StopFlag()
     _install_signal_handlers(stop)
-    if cfg.resume and cfg.seed is None:
-        cfg = type(cfg)(**{**to_dict(cfg), "seed": state_seed(cfg.resume)})
+    cfg = _prepare_output(cfg, dist.is_main, progress)
     session = build_session(cfg, dist, log)
     start = load_state(session, cfg.resume) if cfg.resume else Position(0, 0, 0)
     if dist.is_main:
+        for message in session.dataset.caption_warnings(session.settings.token_windows):
+            _warn(progress, message)
+        _warn(progress, space_warning(session, start))
         progress.write(StartEvent(config=to_dict(cfg), architecture=session.models.family,
                                   total_steps=session.plan.total_steps, total_epochs=session.plan.epochs,
                                   steps_per_epoch=session.plan.steps_per_epoch, device=str(session.device)))
@@ -128,6 +167,27 @@ def _run(argv: list[str], progress: ProgressWriter) -> int:
         progress.write(DoneEvent(status=status, path=str(path), step=position.step))
     dist.close()
     return EXIT_CODES[status]
+
+
+def _warn(progress: ProgressWriter, message: str | None) -> None:
+    if message:
+        log(message)
+        progress.warning(message)
+
+
+def _prepare_output(cfg: Any, is_main: bool, progress: ProgressWriter) -> Any:
+    """Pick the state to resume from (the newest complete one), take its seed, and remove what
+    interrupted saves left in the output folder (only files of ours)."""
+    if cfg.resume:
+        resume, note = resolve_resume(cfg.resume)
+        seed = cfg.seed if cfg.seed is not None else state_seed(resume)
+        cfg = type(cfg)(**{**to_dict(cfg), "resume": str(resume), "seed": seed})
+        if is_main:
+            _warn(progress, note)
+    if is_main and cfg.output_dir:
+        clean_leftovers(Path(cfg.output_dir), cfg.output_name or "last",
+                        keep=Path(cfg.resume) if cfg.resume else None, log=log)
+    return cfg
 
 
 def _install_signal_handlers(stop: StopFlag) -> None:

@@ -3,7 +3,8 @@
 Each optimizer step seeds its own random generator from (seed, step), so noise, timesteps and
 dropout of step k are the same whether the run was interrupted or not. The loop stops after the
 planned steps, on a cancel request (after finishing the current step: it then saves a checkpoint
-and the state), or on a non-finite loss (nothing more is written; the last good file stays).
+and the state), or on a non-finite loss (nothing more is written; the last good file stays). Every
+save checks the weights too (``saving.NonFiniteWeights``): a finite loss does not prove finite weights.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .. import torch_compat
 from .data import EpochLoader
 from .protocol import CheckpointEvent, EpochEvent, StepEvent
 from .sample_schedule import maybe_sample
-from .saving import Position, epoch_file, final_file, save_checkpoint, save_state, step_file
+from .saving import Position, epoch_file, final_file, last_file_note, save_checkpoint, save_state, step_file
 from .step import add_training_noise, compute_loss, encode_batch, predict, unet_kernels
 
 SEED_MIX = 1_000_003
@@ -109,7 +110,7 @@ def train(s, progress, stop, start: Position) -> tuple[str, Position]:
             loss = optimizer_step(s, batches, step)
             step, done_in_epoch = step + 1, done_in_epoch + len(batches)
             if not math.isfinite(loss):
-                raise NonFiniteLoss(f"the loss became {loss} at step {step} (epoch {epoch + 1})")
+                raise NonFiniteLoss(f"the loss became {loss} at step {step} (epoch {epoch + 1}). {last_file_note(s)}")
             meter.add(loss)
             report_step(s, progress, meter, step, epoch, loss)
             position = Position(step, epoch, done_in_epoch)
