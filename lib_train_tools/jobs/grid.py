@@ -1,10 +1,11 @@
 """The hyperparameter grid: several values for a few options queue one run per combination.
 
-Any of `GRID_KEYS` may hold a list of values (comma lists for numbers such as "1e-4, 5e-4", a
-multi-select for optimizers). `parse_grid_values` checks each value against the trainer's
-parameter registry (type, range, choices); `expand_grid` makes every combination and names each
-run from the options that differ: ``-bs-2-ep-10-op-AdamW-lr-0_0005-net-16-ap-8`` (abbreviations in
-`GRID_KEYS` order, ``.`` written as ``_`` so the name works as a file name).
+Any of `GRID_KEYS` (the registry's options declared with a `grid` role) may hold a list of values
+(comma lists for numbers such as "1e-4, 5e-4", a multi-select for optimizers). `parse_grid_values`
+checks each value against the trainer's parameter registry (type, range, choices); `expand_grid`
+makes every combination and names each run from the options that differ:
+``-bs-2-ep-10-op-AdamW-lr-0_0005-net-16-ap-8`` (abbreviations in `GRID_KEYS` order, ``.`` written as
+``_`` so the name works as a file name).
 """
 
 from __future__ import annotations
@@ -18,19 +19,13 @@ from typing import Any
 
 from ..train.config import coerce_value
 from ..train.config_checks import value_problems
-from ..train.params import get_param
+from ..train.params import GRID_KEYS, get_param
 
-# Option -> abbreviation in run names, in the order the parts appear in a name.
-GRID_KEYS: dict[str, str] = {
-    "train_batch_size": "bs",
-    "max_train_epochs": "ep",
-    "optimizer_type": "op",
-    "learning_rate": "lr",
-    "unet_lr": "ulr",
-    "text_encoder_lr": "tlr",
-    "network_dim": "net",
-    "network_alpha": "ap",
-}
+__all__ = [
+    "GRID_KEYS", "MAX_GRID_RUNS", "GridError", "GridRun", "expand_grid", "format_grid_value", "grid_suffix",
+    "parse_grid_values",
+]
+
 MAX_GRID_RUNS = 64
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_+]")
 

@@ -2,7 +2,7 @@
 
 A version's settings (``settings.json``) are one flat dict, so each option of `grid.GRID_KEYS`
 has its own setting, declared here once as a registry `Param` (and listed in
-``run_config.RUN_PARAMS``): ``grid_learning_rate = ["0.0001", "0.0005"]``,
+``run_options.RUN_PARAMS``): ``grid_learning_rate = ["0.0001", "0.0005"]``,
 ``grid_optimizer_type = ["AdamW", "Lion"]``. The values are kept as the text of each value,
 already checked against the option's registry entry; unset (None) or empty means the option is
 not a grid axis and the single value of the option itself is used. `settings_runs` turns the
@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..train.params import get_param
-from ..train.params_spec import LIST_OF_STR, Param
+from ..train.params import LIST_OF_STR, Form, Param, get_param
 from .grid import GRID_KEYS, GridError, GridRun, expand_grid, parse_grid_values
 
 GRID_PREFIX = "grid_"
@@ -27,10 +26,13 @@ def grid_setting(option: str) -> str:
 
 
 def _grid_param(option: str) -> Param:
+    """The setting of ``option``'s several values, in the form's grid section at the option's grid rank."""
     base = get_param(option)
     example = ", e.g. 1e-4, 5e-4" if option.endswith(("lr", "learning_rate")) else ""
     how = "choose several" if base.choices else f"comma separated{example}"
-    return Param(grid_setting(option), LIST_OF_STR, (), group=base.group, ui="text",
+    rank = base.grid.rank if base.grid is not None else 0
+    return Param(grid_setting(option), LIST_OF_STR, (), group=base.group, ui="multiselect" if base.choices else "grid",
+                 form=Form("grid", rank),
                  help=f"Several values of {option} ({how}): one run for each, and for each combination with "
                       f"the other options given several values. Empty: use {option} as set above.")
 

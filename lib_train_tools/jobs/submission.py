@@ -14,10 +14,10 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..datasets.repeats import set_repeats
 from ..projects.layout import VersionPaths
+from ..train.config import TrainConfig
 from .grid import GridRun
 from .hooks import append_log
 from .job import CONFIG_FILE, JOB_FILE, LOG_FILE, PROGRESS_FILE, SAMPLE_PROMPTS_FILE, Job, JobError
@@ -34,7 +34,7 @@ class PlannedRun:
     version: VersionPaths
     run: GridRun
     name: str
-    cfg: Any
+    cfg: TrainConfig
     warnings: list[str]
 
     @property
@@ -67,7 +67,8 @@ def plan_submission(version: VersionPaths, runs: Sequence[GridRun], base_model_p
     if not runs:
         raise JobError("nothing to train: no settings were submitted")
     _apply_repeats(version, runs, busy)
-    planned, taken = [], []
+    planned: list[PlannedRun] = []
+    taken: list[str] = []
     base = base_run_name(version.project, version.name)
     for run in runs:
         name = free_run_name(version.trains, fit_run_name(base, run.suffix), taken)

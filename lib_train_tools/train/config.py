@@ -1,9 +1,10 @@
 """The typed training config, built from the parameter registry, and its loaders.
 
-`TrainConfig` is a frozen dataclass generated from `params.PARAMS`, so the registry is the only
-place an option is declared. Values come from three layers, later ones winning: registry defaults,
-a TOML file (sd-scripts' `--config_file` format: keys at the top level or in any tables), then
-explicit overrides (command-line flags, or a dict from the UI). Unknown keys are named in the
+`TrainConfig` is a frozen dataclass generated from `params.PARAMS` (``train_config.py``, written by
+``tools/gen_train_config.py``), so the registry is the only place an option is declared. Values
+come from three layers, later ones winning: registry defaults, a TOML file (sd-scripts'
+`--config_file` format: keys at the top level or in any tables), then explicit overrides
+(command-line flags, or a dict from the UI). Unknown keys are named in the
 returned warnings, never dropped silently; invalid values raise one `ConfigError` listing every
 problem.
 """
@@ -15,11 +16,12 @@ import ast
 import dataclasses
 import os
 import secrets
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable
 
 from .config_checks import ConfigError, config_problems, parse_resolution, validate
 from .config_toml import dumps_tables, flatten_tables, read_toml_file
 from .params import GROUPS, PARAMS, PARAMS_BY_NAME, Param, network_arg_params
+from .train_config import TrainConfig
 
 __all__ = [
     "ConfigError", "TrainConfig", "build_arg_parser", "coerce_value", "compatibility_notes",
@@ -35,28 +37,23 @@ _NETWORK_ARG_ALIASES = {"dropout": "network_dropout"}
 _TOML_HEADER = "Train Tools training config; sd-scripts reads it too (tables are only for grouping)."
 
 
-def _field_type(param: Param) -> Any:
-    base = tuple[str, ...] if param.is_list else param.type
-    return Optional[base] if param.optional else base
+def _check_generated_class() -> None:
+    """`TrainConfig` must have the registry's fields and defaults; regenerate it when it does not."""
+    fields = [(f.name, f.default) for f in dataclasses.fields(TrainConfig)]
+    if fields != [(p.name, p.default) for p in PARAMS]:
+        raise RuntimeError("train_config.py does not match the parameter registry: run "
+                          "python3 tools/gen_train_config.py")
 
 
-def _make_config_class() -> type:
-    fields = [(p.name, _field_type(p), dataclasses.field(default=p.default)) for p in PARAMS]
-    doc = "Every training option as a typed, immutable value; generated from params.PARAMS."
-    cls = dataclasses.make_dataclass("TrainConfig", fields, frozen=True, namespace={"__doc__": doc})
-    cls.__module__ = __name__
-    return cls
+_check_generated_class()
 
 
-TrainConfig = _make_config_class()
-
-
-def load_config(toml_path: str | None = None, overrides: dict | None = None) -> tuple[Any, list[str]]:
+def load_config(toml_path: str | None = None, overrides: dict | None = None) -> tuple[TrainConfig, list[str]]:
     """Defaults, then the TOML file (if any), then `overrides`; returns (config, warnings)."""
     return _load(toml_path, overrides, "overrides")
 
 
-def parse_cli(argv: list[str]) -> tuple[Any, list[str]]:
+def parse_cli(argv: list[str]) -> tuple[TrainConfig, list[str]]:
     """Command line: `--config run.toml` (or `--config_file`) first, then `--name value` flags."""
     parser = build_arg_parser()
     namespace, extra = parser.parse_known_args(argv)
@@ -103,7 +100,7 @@ def _flag_help(param: Param) -> str:
     return text
 
 
-def _load(toml_path: str | None, overrides: dict | None, overrides_origin: str) -> tuple[Any, list[str]]:
+def _load(toml_path: str | None, overrides: dict | None, overrides_origin: str) -> tuple[TrainConfig, list[str]]:
     warnings: list[str] = []
     layers: list[tuple[str, dict]] = []
     if toml_path is not None:
@@ -119,7 +116,7 @@ def _load(toml_path: str | None, overrides: dict | None, overrides_origin: str) 
     return cfg, warnings
 
 
-def _build(layers: list[tuple[str, dict]], warnings: list[str]) -> tuple[Any, list[str]]:
+def _build(layers: list[tuple[str, dict]], warnings: list[str]) -> tuple[TrainConfig, list[str]]:
     """Merge the layers, convert each value to its registry type, then validate; collect problems."""
     problems: list[str] = []
     merged: dict[str, Any] = {}
@@ -182,31 +179,13 @@ def coerce_value(param: Param, value: Any, warnings: list[str]) -> Any:
             return None
         raise ValueError(f"{param.name} must be set (it has no 'unset' value)")
     try:
-        converted = _convert(param, _normalise_special(param, value, warnings))
+        converted = _convert(param, param.normalise(value, warnings) if param.normalise else value)
     except (TypeError, ValueError):
         expected = "list of strings" if param.is_list else param.type.__name__
         raise ValueError(f"{param.name}: {value!r} is not a valid {expected}") from None
-    if param.name == "lr_warmup_steps" and float(converted).is_integer():
-        # Whole numbers are step counts; writing them as TOML integers keeps sd-scripts from
-        # reading "10.0" as a ratio.
-        converted = int(converted)
+    if param.canonical is not None:
+        converted = param.canonical(converted)
     return _canonical_choice(param, converted)
-
-
-def _normalise_special(param: Param, value: Any, warnings: list[str]) -> Any:
-    """sd-scripts accepts a few options in more than one spelling; bring them to the registry type."""
-    if param.name == "resolution" and isinstance(value, (list, tuple)) and len(value) == 2:
-        return ",".join(str(v) for v in value)
-    if param.name == "resolution" and isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if param.name == "lr_warmup_steps" and isinstance(value, str) and value.strip().endswith("%"):
-        return float(value.strip()[:-1]) / 100.0
-    if param.name == "text_encoder_lr" and isinstance(value, (list, tuple)) and value:
-        if len(value) > 1:
-            warnings.append(f"text_encoder_lr lists {len(value)} rates; one rate ({value[0]}) is used "
-                            "for every text encoder")
-        return value[0]
-    return value
 
 
 def _convert(param: Param, value: Any) -> Any:
@@ -260,7 +239,7 @@ def _canonical_choice(param: Param, value: Any) -> Any:
     return value
 
 
-def compatibility_notes(cfg: Any) -> list[str]:
+def compatibility_notes(cfg: TrainConfig) -> list[str]:
     """Warnings for options that are accepted but have no effect in this trainer."""
     notes = [p.note for p in PARAMS if p.note and getattr(cfg, p.name) != p.default]
     if cfg.dataset_config and (cfg.train_data_dir or cfg.reg_data_dir):
@@ -292,7 +271,7 @@ def _literal(text: str) -> Any:
         return text
 
 
-def network_args_dict(cfg: Any) -> dict[str, str]:
+def network_args_dict(cfg: TrainConfig) -> dict[str, str]:
     """All network_args as sd-scripts records them (`ss_network_args`): key -> value string."""
     result = {}
     for item in cfg.network_args:
@@ -305,12 +284,12 @@ def network_args_dict(cfg: Any) -> dict[str, str]:
     return result
 
 
-def to_dict(cfg: Any) -> dict[str, Any]:
+def to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """Plain JSON-ready dict of every option (lists as lists, unset as None)."""
     return {p.name: list(v) if isinstance(v := getattr(cfg, p.name), tuple) else v for p in PARAMS}
 
 
-def to_toml(cfg: Any, only_changed: bool = False) -> str:
+def to_toml(cfg: TrainConfig, only_changed: bool = False) -> str:
     """TOML text that `load_config` (and sd-scripts) read back to the same config.
 
     Options sd-scripts passes inside network_args are written there; unset options are left out.
@@ -327,7 +306,7 @@ def to_toml(cfg: Any, only_changed: bool = False) -> str:
     return dumps_tables(tables, _TOML_HEADER)
 
 
-def save_config(cfg: Any, path: str) -> None:
+def save_config(cfg: TrainConfig, path: str) -> None:
     """Write `to_toml(cfg)` to `path` atomically (temporary file in the same folder, then rename)."""
     folder = os.path.dirname(os.path.abspath(path))
     # not mkstemp: its files are owner-only (0600); this one gets the usual umask permissions

@@ -7,10 +7,11 @@ all of its problems at once, not one per run.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import dataclasses
 from typing import Any, Iterable
 
 from .params import PARAMS, Param
+from .train_config import TrainConfig
 
 RESOLUTION_MULTIPLE = 8
 BUCKET_STEP_MULTIPLE = 8
@@ -39,14 +40,14 @@ def parse_resolution(value: str) -> tuple[int, int]:
     return width, height
 
 
-def validate(cfg: Any, skip: Iterable[str] = ()) -> None:
+def validate(cfg: TrainConfig, skip: Iterable[str] = ()) -> None:
     """Raise ConfigError listing every problem of `cfg`; `skip` names options already reported."""
     problems = config_problems(cfg, skip)
     if problems:
         raise ConfigError(problems)
 
 
-def config_problems(cfg: Any, skip: Iterable[str] = ()) -> list[str]:
+def config_problems(cfg: TrainConfig, skip: Iterable[str] = ()) -> list[str]:
     """Every problem of `cfg` as one message each (empty when the config is valid)."""
     bad = set(skip)
     problems = []
@@ -58,7 +59,7 @@ def config_problems(cfg: Any, skip: Iterable[str] = ()) -> list[str]:
                 bad.add(param.name)
     # Cross-field rules compare values, so they run on a view where broken values read as defaults:
     # every problem is still listed and a wrong type cannot crash a comparison.
-    view = SimpleNamespace(**{p.name: p.default if p.name in bad else getattr(cfg, p.name) for p in PARAMS})
+    view = dataclasses.replace(cfg, **{p.name: p.default for p in PARAMS if p.name in bad})
     return problems + _cross_field_problems(view)
 
 
@@ -94,7 +95,7 @@ def _type_problem(param: Param, value: Any) -> str | None:
     return None if ok else f"{param.name} must be a {expected.__name__}, got {value!r}"
 
 
-def _cross_field_problems(cfg: Any) -> list[str]:
+def _cross_field_problems(cfg: TrainConfig) -> list[str]:
     problems = []
     problems += _required_problems(cfg)
     problems += _resolution_problems(cfg)
@@ -106,7 +107,7 @@ def _cross_field_problems(cfg: Any) -> list[str]:
     return problems
 
 
-def _required_problems(cfg: Any) -> list[str]:
+def _required_problems(cfg: TrainConfig) -> list[str]:
     problems = []
     if not cfg.pretrained_model_name_or_path:
         problems.append("pretrained_model_name_or_path is required: the base model file or folder")
@@ -117,7 +118,7 @@ def _required_problems(cfg: Any) -> list[str]:
     return problems
 
 
-def _resolution_problems(cfg: Any) -> list[str]:
+def _resolution_problems(cfg: TrainConfig) -> list[str]:
     problems = []
     if cfg.min_bucket_reso > cfg.max_bucket_reso:
         problems.append(f"min_bucket_reso {cfg.min_bucket_reso} is larger than max_bucket_reso "
@@ -138,7 +139,7 @@ def _resolution_problems(cfg: Any) -> list[str]:
     return problems
 
 
-def _switch_problems(cfg: Any) -> list[str]:
+def _switch_problems(cfg: TrainConfig) -> list[str]:
     problems = []
     if cfg.network_train_unet_only and cfg.network_train_text_encoder_only:
         problems.append("network_train_unet_only and network_train_text_encoder_only are both set: "
@@ -156,7 +157,7 @@ def _switch_problems(cfg: Any) -> list[str]:
     return problems
 
 
-def _schedule_problems(cfg: Any) -> list[str]:
+def _schedule_problems(cfg: TrainConfig) -> list[str]:
     warmup = cfg.lr_warmup_steps
     problems = []
     if warmup >= 1 and warmup != int(warmup):
@@ -168,7 +169,7 @@ def _schedule_problems(cfg: Any) -> list[str]:
     return problems
 
 
-def _caching_problems(cfg: Any) -> list[str]:
+def _caching_problems(cfg: TrainConfig) -> list[str]:
     problems = []
     if (cfg.cache_latents or cfg.cache_latents_to_disk) and cfg.random_crop:
         problems.append("cache_latents cannot be combined with random_crop (a cached latent has one "

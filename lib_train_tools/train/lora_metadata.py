@@ -24,6 +24,8 @@ from typing import Any, Mapping
 
 from .. import __version__
 from .config import network_args_dict, to_dict
+from .params import KOHYA_KEYS, PATH_OPTIONS
+from .train_config import TrainConfig
 
 FAMILIES = ("sd1", "sd2", "sdxl")
 DEFAULT_OUTPUT_NAME = "last"
@@ -33,55 +35,14 @@ IMPLEMENTATION_VERSION = f"train-tools/{__version__}"
 DEFAULT_TIMESTEP_RANGE = (0, 1000)
 SDXL_IMPLEMENTATION = "https://github.com/Stability-AI/generative-models"
 SD_IMPLEMENTATION = "diffusers"
-# Options holding a file or folder path; `tt_config` keeps only their base names by default.
-PATH_OPTIONS = ("pretrained_model_name_or_path", "train_data_dir", "reg_data_dir", "dataset_config",
-                "output_dir", "network_weights", "resume", "sample_prompts", "logging_dir",
-                "progress_file")
 SUMMARY_FIELDS = ("num_train_images", "num_reg_images", "dataset_dirs", "reg_dataset_dirs",
                   "tag_frequency", "bucket_info")
 
-# ss key -> TrainConfig option holding its value.
-TRAINING_KEYS_FROM_CONFIG = {
-    "ss_learning_rate": "learning_rate",
-    "ss_unet_lr": "unet_lr",
-    "ss_text_encoder_lr": "text_encoder_lr",
-    "ss_gradient_checkpointing": "gradient_checkpointing",
-    "ss_gradient_accumulation_steps": "gradient_accumulation_steps",
-    "ss_lr_warmup_steps": "lr_warmup_steps",
-    "ss_lr_scheduler": "lr_scheduler",
-    "ss_network_dropout": "network_dropout",
-    "ss_mixed_precision": "mixed_precision",
-    "ss_full_fp16": "full_fp16",
-    "ss_clip_skip": "clip_skip",
-    "ss_max_token_length": "max_token_length",
-    "ss_cache_latents": "cache_latents",
-    "ss_noise_offset": "noise_offset",
-    "ss_multires_noise_iterations": "multires_noise_iterations",
-    "ss_multires_noise_discount": "multires_noise_discount",
-    "ss_training_comment": "training_comment",
-    "ss_max_grad_norm": "max_grad_norm",
-    "ss_caption_dropout_rate": "caption_dropout_rate",
-    "ss_caption_dropout_every_n_epochs": "caption_dropout_every_n_epochs",
-    "ss_caption_tag_dropout_rate": "caption_tag_dropout_rate",
-    "ss_prior_loss_weight": "prior_loss_weight",
-    "ss_min_snr_gamma": "min_snr_gamma",
-}
-
-DATASET_KEYS_FROM_CONFIG = {
-    "ss_batch_size_per_device": "train_batch_size",
-    "ss_flip_aug": "flip_aug",
-    "ss_random_crop": "random_crop",
-    "ss_shuffle_caption": "shuffle_caption",
-    "ss_enable_bucket": "enable_bucket",
-    "ss_bucket_no_upscale": "bucket_no_upscale",
-    "ss_min_bucket_reso": "min_bucket_reso",
-    "ss_max_bucket_reso": "max_bucket_reso",
-    "ss_keep_tokens": "keep_tokens",
-}
-
-# sd-scripts options this trainer lacks: (option name, sd-scripts' "off" value). If the registry
-# gains one of them, its configured value is written instead.
+# The options sd-scripts records that this trainer does not have: ss key -> (sd-scripts' option name,
+# its "off" value, which is written). An option the trainer gains is declared in the registry with
+# its `kohya_key` instead, and leaves this table (a test checks that none of these is in the registry).
 KOHYA_ONLY_KEYS = {
+    "ss_color_aug": ("color_aug", False),
     "ss_num_validation_images": ("num_validation_images", 0),
     "ss_lowram": ("lowram", False),
     "ss_adaptive_noise_scale": ("adaptive_noise_scale", None),
@@ -149,12 +110,12 @@ def _check_resolution(resolution: Any) -> tuple[int, int]:
     return width, height
 
 
-def output_name(cfg: Any) -> str:
+def output_name(cfg: TrainConfig) -> str:
     """The name the LoRA is saved under (sd-scripts' default "last" when unset)."""
     return cfg.output_name or DEFAULT_OUTPUT_NAME
 
 
-def modelspec_metadata(cfg: Any, *, family: str, v_prediction: bool, resolution: tuple[int, int],
+def modelspec_metadata(cfg: TrainConfig, *, family: str, v_prediction: bool, resolution: tuple[int, int],
                        saved_at: float) -> dict[str, str]:
     """The `modelspec.*` keys (Stability ModelSpec) of a LoRA saved at unix time `saved_at`."""
     width, height = _check_resolution(resolution)
@@ -177,7 +138,7 @@ def modelspec_metadata(cfg: Any, *, family: str, v_prediction: bool, resolution:
     return spec
 
 
-def _network_keys(cfg: Any, family: str, v_prediction: bool, network_module: str) -> dict[str, str]:
+def _network_keys(cfg: TrainConfig, family: str, v_prediction: bool, network_module: str) -> dict[str, str]:
     """The keys sd-scripts keeps even with `no_metadata`: what a loader needs to apply the LoRA."""
     keys = {
         "ss_v2": str(family == "sd2"),
@@ -192,7 +153,7 @@ def _network_keys(cfg: Any, family: str, v_prediction: bool, network_module: str
     return keys
 
 
-def minimal_metadata(cfg: Any, *, family: str, v_prediction: bool, resolution: tuple[int, int],
+def minimal_metadata(cfg: TrainConfig, *, family: str, v_prediction: bool, resolution: tuple[int, int],
                      saved_at: float | None = None,
                      network_module: str = "networks.lora") -> dict[str, str]:
     """The reduced metadata written with sd-scripts' `no_metadata`: network keys and ModelSpec only."""
@@ -228,12 +189,10 @@ def _json_value(key: str, value: Any) -> str:
         raise MetadataError(f"{key} cannot be written as JSON: {exc}") from None
 
 
-def _dataset_keys(cfg: Any, summary: Mapping[str, Any], resolution: tuple[int, int]) -> dict[str, str]:
+def _dataset_keys(cfg: TrainConfig, summary: Mapping[str, Any], resolution: tuple[int, int]) -> dict[str, str]:
     """sd-scripts' folder-mode dataset keys; the dict-valued ones as JSON strings."""
-    keys = {key: str(getattr(cfg, option)) for key, option in DATASET_KEYS_FROM_CONFIG.items()}
-    keys["ss_total_batch_size"] = str(cfg.train_batch_size * cfg.gradient_accumulation_steps)
+    keys = {"ss_total_batch_size": str(cfg.train_batch_size * cfg.gradient_accumulation_steps)}
     keys["ss_resolution"] = str(_check_resolution(resolution))
-    keys["ss_color_aug"] = str(getattr(cfg, "color_aug", False))
     keys["ss_num_train_images"] = str(summary["num_train_images"])
     keys["ss_num_reg_images"] = str(summary["num_reg_images"])
     for field in ("dataset_dirs", "reg_dataset_dirs", "tag_frequency", "bucket_info"):
@@ -251,7 +210,7 @@ def sd_model_name(base_model_path: str) -> str:
     return os.path.basename(os.path.normpath(base_model_path))
 
 
-def config_json(cfg: Any, full_paths: bool = False) -> str:
+def config_json(cfg: TrainConfig, full_paths: bool = False) -> str:
     """`tt_config`: every option as JSON; path options reduced to their base names unless `full_paths`."""
     values = to_dict(cfg)
     if not full_paths:
@@ -270,17 +229,17 @@ def _base_model_keys(base_model_path: str, hashes: tuple[str, str] | None) -> di
     return keys
 
 
-def _config_keys(cfg: Any, *, seed: int | None, max_train_steps: int | None) -> dict[str, str]:
-    """Keys read straight off the config, the run's actual seed and step budget winning."""
-    keys = {key: str(getattr(cfg, option)) for key, option in TRAINING_KEYS_FROM_CONFIG.items()}
+def _config_keys(cfg: TrainConfig, *, seed: int | None, max_train_steps: int | None) -> dict[str, str]:
+    """Keys read straight off the config (the run's actual seed and step budget winning), and the
+    "off" value of each sd-scripts option the trainer does not have."""
+    keys = {key: str(off_value) for key, (_option, off_value) in KOHYA_ONLY_KEYS.items()}
+    keys.update((key, str(getattr(cfg, option))) for key, option in KOHYA_KEYS.items())  # an option we have wins
     keys["ss_seed"] = str(cfg.seed if seed is None else seed)
     keys["ss_max_train_steps"] = str(cfg.max_train_steps if max_train_steps is None else max_train_steps)
-    for key, (option, off_value) in KOHYA_ONLY_KEYS.items():
-        keys[key] = str(getattr(cfg, option, off_value))
     return keys
 
 
-def build_metadata(cfg: Any, *, family: str, v_prediction: bool, dataset_summary: Any,
+def build_metadata(cfg: TrainConfig, *, family: str, v_prediction: bool, dataset_summary: Any,
                    optimizer_desc: str, session_id: int, training_started_at: float, epoch: int,
                    steps: int, num_epochs: int, num_batches_per_epoch: int, base_model_path: str,
                    base_model_hashes: tuple[str, str] | None, resolution: tuple[int, int],

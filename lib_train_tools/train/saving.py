@@ -104,7 +104,7 @@ def mib(n: int | None) -> str:
 # ----- what was written, for messages -----
 def last_saved_file(session) -> Path | None:
     """The last LoRA file this run wrote (every one written holds finite weights)."""
-    return getattr(session, "last_saved_file", None)
+    return session.last_saved_file
 
 
 def last_file_note(session) -> str:

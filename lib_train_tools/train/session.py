@@ -29,6 +29,7 @@ from .latent_moments import LatentMoments
 from .lr_schedules import make_scheduler
 from .optimizers import make_optimizer, optimizer_description, optimizer_notes
 from .step import StepSettings, encode_text, make_tokenizers
+from .train_config import TrainConfig
 
 DEFAULT_RESOLUTION = {"sd1": 512, "sd2": 512, "sdxl": 1024}
 DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -37,7 +38,7 @@ Log = Callable[[str], None]
 
 @dataclass
 class Session:
-    cfg: Any
+    cfg: TrainConfig
     models: StableDiffusionModels
     dataset: TrainingDataset
     plan: StepPlan
@@ -58,6 +59,7 @@ class Session:
     latent_moments: LatentMoments | None = None
     scaler: Any = None  # torch_compat.grad_scaler(...) for fp16 on CUDA
     started_at: float = field(default_factory=time.time)
+    last_saved_file: Path | None = None  # the newest LoRA file this run wrote (all its tensors finite)
     session_id: int = field(default_factory=lambda: random.randrange(2**32))
 
     @property
@@ -73,13 +75,13 @@ class Session:
         return self.network.config.train_text_encoder
 
 
-def resolve_device(cfg: Any) -> torch.device:
+def resolve_device(cfg: TrainConfig) -> torch.device:
     if cfg.device:
         return torch.device(cfg.device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def resolve_weight_dtype(cfg: Any, device: torch.device, log: Log) -> torch.dtype:
+def resolve_weight_dtype(cfg: TrainConfig, device: torch.device, log: Log) -> torch.dtype:
     dtype = DTYPES[cfg.mixed_precision]
     if device.type == "cpu" and dtype == torch.float16:
         log("mixed_precision fp16 is not supported on the CPU; training in float32")
@@ -92,7 +94,7 @@ def resolve_weight_dtype(cfg: Any, device: torch.device, log: Log) -> torch.dtyp
     return dtype
 
 
-def build_session(cfg: Any, dist: DistContext, log: Log) -> Session:
+def build_session(cfg: TrainConfig, dist: DistContext, log: Log) -> Session:
     device = dist.device or resolve_device(cfg)
     weight_dtype = resolve_weight_dtype(cfg, device, log)
     seed = cfg.seed if cfg.seed is not None else random.randrange(2**31)
@@ -124,7 +126,7 @@ def build_session(cfg: Any, dist: DistContext, log: Log) -> Session:
     return session
 
 
-def vae_needed_only_up_front(cfg: Any) -> bool:
+def vae_needed_only_up_front(cfg: TrainConfig) -> bool:
     """True when the VAE serves only to encode the training images before the first step.
 
     Sample images need its decoder, and a random crop makes new pixels (so new latents) every step;
@@ -133,7 +135,7 @@ def vae_needed_only_up_front(cfg: Any) -> bool:
     return not cfg.sample_prompts and not cfg.random_crop
 
 
-def _load_models(cfg: Any, dataset: TrainingDataset, images: ImageEncoding, dist: DistContext,
+def _load_models(cfg: TrainConfig, dataset: TrainingDataset, images: ImageEncoding, dist: DistContext,
                  log: Log) -> StableDiffusionModels:
     """Load the base model and encode the training images.
 
@@ -175,14 +177,14 @@ class ImageEncoding:
     moments: LatentMoments | None = None
 
 
-def _resolution(cfg: Any, family: str) -> tuple[int, int]:
+def _resolution(cfg: TrainConfig, family: str) -> tuple[int, int]:
     if cfg.resolution:
         return parse_resolution(cfg.resolution)
     side = DEFAULT_RESOLUTION[family]
     return side, side
 
 
-def _data_options(cfg: Any, resolution: tuple[int, int], seed: int) -> DataOptions:
+def _data_options(cfg: TrainConfig, resolution: tuple[int, int], seed: int) -> DataOptions:
     buckets = BucketSpec(resolution=resolution, enabled=cfg.enable_bucket, min_size=cfg.min_bucket_reso,
                          max_size=cfg.max_bucket_reso, step=cfg.bucket_reso_steps, no_upscale=cfg.bucket_no_upscale)
     captions = CaptionOptions(
@@ -197,7 +199,7 @@ def _data_options(cfg: Any, resolution: tuple[int, int], seed: int) -> DataOptio
                        prior_loss_weight=cfg.prior_loss_weight)
 
 
-def _make_network(cfg: Any, models: StableDiffusionModels, log: Log) -> LoRANetwork:
+def _make_network(cfg: TrainConfig, models: StableDiffusionModels, log: Log) -> LoRANetwork:
     options = dict(dropout=cfg.network_dropout or 0.0, rank_dropout=cfg.rank_dropout or 0.0,
                    module_dropout=cfg.module_dropout or 0.0, train_unet=not cfg.network_train_text_encoder_only,
                    train_text_encoder=not cfg.network_train_unet_only)
@@ -220,7 +222,7 @@ def _make_network(cfg: Any, models: StableDiffusionModels, log: Log) -> LoRANetw
     return network
 
 
-def _make_optimizer(cfg: Any, network: LoRANetwork, log: Log) -> tuple[torch.optim.Optimizer, str]:
+def _make_optimizer(cfg: TrainConfig, network: LoRANetwork, log: Log) -> tuple[torch.optim.Optimizer, str]:
     args = parse_kv_args(cfg.optimizer_args, "optimizer_args")
     for note in optimizer_notes(cfg.optimizer_type, cfg.learning_rate, args):
         log(note)
@@ -229,7 +231,7 @@ def _make_optimizer(cfg: Any, network: LoRANetwork, log: Log) -> tuple[torch.opt
     return optimizer, optimizer_description(optimizer, args)
 
 
-def _step_settings(cfg: Any, models: StableDiffusionModels, log: Log) -> StepSettings:
+def _step_settings(cfg: TrainConfig, models: StableDiffusionModels, log: Log) -> StepSettings:
     clip_skip = cfg.clip_skip or 1
     if models.family == "sdxl" and cfg.clip_skip and cfg.clip_skip > 1:
         log("clip_skip is ignored for SDXL (it always uses its fixed penultimate layers)")
@@ -242,7 +244,7 @@ def _step_settings(cfg: Any, models: StableDiffusionModels, log: Log) -> StepSet
         max_timestep=cfg.max_timestep if cfg.max_timestep is not None else 1000)
 
 
-def _encode_images(cfg: Any, dataset: TrainingDataset, images: ImageEncoding, vae: Any, dist: DistContext,
+def _encode_images(cfg: TrainConfig, dataset: TrainingDataset, images: ImageEncoding, vae: Any, dist: DistContext,
                    log: Log) -> None:
     """Fill the latent cache (cache_latents) or remember every VAE posterior (no random crop)."""
     if cfg.cache_latents or cfg.cache_latents_to_disk:

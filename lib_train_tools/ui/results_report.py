@@ -16,10 +16,8 @@ from typing import Any, Iterable, Sequence
 
 from ..results.outcomes import RunOutcomes
 from ..results.runs import CheckpointInfo, RunInfo
+from ..train.params import RESULTS_SETTINGS
 
-# The trainer options a person compares between runs, in the order shown.
-SHOWN_SETTINGS = ("network_dim", "network_alpha", "learning_rate", "unet_lr", "text_encoder_lr", "optimizer_type",
-                  "lr_scheduler", "max_train_epochs", "max_train_steps", "train_batch_size", "resolution", "seed")
 BASE_MODEL_OPTION = "pretrained_model_name_or_path"
 
 
@@ -100,8 +98,9 @@ def summary_html(run: RunInfo | None, outcomes: RunOutcomes | None) -> str:
 
 
 def _shown_settings(settings: dict) -> list[str]:
-    """``SHOWN_SETTINGS`` that are set; max_train_steps only when no epoch count overrides it."""
-    names = [n for n in SHOWN_SETTINGS if settings.get(n) is not None]
+    """``RESULTS_SETTINGS`` (the options a person compares between runs) that are set; max_train_steps
+    only when no epoch count overrides it."""
+    names = [n for n in RESULTS_SETTINGS if settings.get(n) is not None]
     return [n for n in names if not (n == "max_train_steps" and settings.get("max_train_epochs"))]
 
 

@@ -20,15 +20,15 @@ from ..datasets.tag_curation import (
     undo,
 )
 from ..datasets.tag_journal import CurationError, load_journal
+from ..jobs.run_options import get_run_param
 from ..projects import load_settings, update_settings
 from ..projects.layout import VersionPaths
 from .gallery import gallery_items, gallery_values
 from .replies import NO_CHANGE, Reply, Table, Update, choices, ok
 from .selection import require_version
-from .train_form import run_settings
 
 TAG_HEADERS = ("tag", "images", "share")
-ACTIVATION_SETTING = "activation_tag"
+ACTIVATION_SETTING = get_run_param("activation_tag").name  # a run setting: the published card's activation text
 
 
 def activation_tag(version: VersionPaths) -> str:
@@ -65,8 +65,6 @@ def tags_values(version: VersionPaths | None, filter_text: str = "") -> tuple:
 
 def _sync_activation_setting(version: VersionPaths) -> None:
     """Keep the ``activation_tag`` run setting (the published card's activation text) current."""
-    if ACTIVATION_SETTING not in {p.name for p in run_settings()[0]}:
-        return
     current = activation_tag(version) or None
     if load_settings(version).get(ACTIVATION_SETTING) != current:
         update_settings(version, {ACTIVATION_SETTING: current})

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .. import presets
+from ..jobs.run_options import LOCON_OPTIONS, uses_locon
 from ..projects import load_settings, save_settings, update_settings
 from ..projects.layout import VersionPaths
 from .gallery import processed_image_count
 from .replies import Reply, Update, choices, ok
 from .run_preview import runs_html
 from .selection import parse_selection, require_version, selection_key
-from .train_form import GRID_KINDS, LOCON_FIELDS, Field, display_value, form_fields, only_changes, setting_value
+from .train_form import GRID_KINDS, Field, display_value, form_fields, only_changes, setting_value
 from .train_settings import (
     advanced_toml,
     apply_repeats,
@@ -47,8 +48,8 @@ def _field_value(field: Field, settings: Mapping[str, Any], version: VersionPath
         return choices(options, value or None)
     if field.name == "repeats" and settings.get("repeats") is None:
         return version.processed_repeats()
-    if field.name in LOCON_FIELDS:
-        return Update.of(value=value, visible=settings.get("network_type") == "LoCon")
+    if field.name in LOCON_OPTIONS:
+        return Update.of(value=value, visible=uses_locon(settings))
     return value
 
 
@@ -113,7 +114,7 @@ def extra_output_names(name: str) -> tuple[str, ...]:
     if name == "base_model":
         return ("architecture",)
     if name == "network_type":
-        return LOCON_FIELDS
+        return LOCON_OPTIONS
     return ()
 
 
@@ -121,7 +122,7 @@ def _extra_outputs(services, name: str, settings: Mapping[str, Any]) -> tuple:
     if name == "base_model":
         return (_html(architecture_text(checkpoint_map(services), settings.get("base_model"))),)
     if name == "network_type":
-        return tuple(Update.of(visible=settings.get("network_type") == "LoCon") for _ in LOCON_FIELDS)
+        return tuple(Update.of(visible=uses_locon(settings)) for _ in LOCON_OPTIONS)
     return ()
 
 

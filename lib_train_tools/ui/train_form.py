@@ -1,11 +1,11 @@
 """The Train settings form, generated from the trainer's registry and the run settings.
 
-Which options the form shows, and in which section, is listed here by name only; each field's
-label, help, type, choices, range and default come from the option's ``Param`` record
-(``train/params.py``, or ``jobs/run_config.RUN_PARAMS`` for the tab's own settings such as the
-base model and repeats). The tab's defaults (``TAB_DEFAULTS``) win over the registry's where the
-job applies them. Values move between the form and ``settings.json`` through ``display_value``
-and ``setting_value``, which converts and validates with the trainer's own rules.
+Which options the form shows, in which section and order, is each option's ``form`` slot in its
+``Param`` record (``train/params*.py``, or ``jobs/run_options.RUN_PARAMS`` for the tab's own settings
+such as the base model and repeats); so are each field's label, help, kind, choices, range and
+default. The tab's defaults (``Param.tab_default``) win over the registry's where the job applies
+them. Values move between the form and ``settings.json`` through ``display_value`` and
+``setting_value``, which converts and validates with the trainer's own rules.
 """
 
 from __future__ import annotations
@@ -14,50 +14,19 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..jobs.grid_settings import GRID_SETTINGS, stored_grid_values
+from ..jobs.run_options import RUN_PARAMS, RUN_PARAMS_BY_NAME
 from ..train.config import coerce_value
 from ..train.config_checks import value_problems
-from ..train.params import PARAMS_BY_NAME, Param, get_param
+from ..train.params import FORM_SECTIONS, PARAMS_BY_NAME, TAB_KINDS, Param, form_layout, get_param
 from .replies import NO_CHANGE, Update
 
 UNSET_CHOICE = "(default)"
-GRID_SECTION = "Several values: one run per combination (grid)"
+GRID_SECTION = FORM_SECTIONS["grid"]
 GRID_KINDS = ("grid", "multiselect")  # grid_<option> settings: comma list, or several choices
 
-SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Base model and network", (
-        "base_model", "network_type", "network_dim", "network_alpha", "conv_dim", "conv_alpha",
-        "mixed_precision", "clip_skip",
-    )),
-    ("Dataset and steps", (
-        "resolution", "enable_bucket", "min_bucket_reso", "max_bucket_reso", "repeats", "train_batch_size",
-        "max_train_epochs", "save_every_n_epochs",
-    )),
-    ("Learning rate and optimizer", (
-        "optimizer_type", "learning_rate", "unet_lr", "text_encoder_lr", "lr_scheduler", "lr_warmup_steps",
-        "lr_scheduler_num_cycles",
-    )),
-    ("Captions and augmentation", (
-        "shuffle_caption", "keep_tokens", "flip_aug", "caption_dropout_rate", "caption_tag_dropout_rate",
-    )),
-    ("Memory, noise and loss", (
-        "gradient_checkpointing", "cache_latents", "noise_offset", "min_snr_gamma", "seed",
-    )),
-    ("Samples and previews", (
-        "sample_prompt", "sample_every_n_epochs", "sample_sampler", "preview_all_epochs",
-    )),
-    (GRID_SECTION, tuple(GRID_SETTINGS)),
-)
+# (section title, field names) in page order, from the form slots of the registry and the run settings.
+SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = form_layout(RUN_PARAMS)
 STEP_FIELDS = ("repeats", "max_train_epochs", "train_batch_size")
-LOCON_FIELDS = ("conv_dim", "conv_alpha")
-
-
-def run_settings() -> tuple[tuple[Param, ...], dict[str, Any], tuple[str, ...]]:
-    """(RUN_PARAMS, TAB_DEFAULTS, MANAGED_OPTIONS) from the jobs package; empty while it is missing."""
-    try:
-        from ..jobs.run_config import MANAGED_OPTIONS, RUN_PARAMS, TAB_DEFAULTS
-    except ImportError:
-        return (), {}, ()
-    return tuple(RUN_PARAMS), dict(TAB_DEFAULTS), tuple(MANAGED_OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -72,28 +41,32 @@ class Field:
         return self.param.name
 
     @property
+    def label(self) -> str:
+        form = self.param.form
+        return form.label if form is not None and form.label else self.param.name
+
+    @property
     def step(self) -> float | None:
         if self.kind != "slider":
             return None
         if self.param.type is int:
             return 1
-        return 0.01 if (self.param.max - self.param.min) <= 1 else 0.5
+        low, high = self.param.min or 0.0, self.param.max or 0.0  # a slider has both (params_spec checks it)
+        return 0.01 if (high - low) <= 1 else 0.5
 
     @property
     def choices(self) -> list[str]:
         if self.kind == "multiselect":
-            return [str(c) for c in get_param(GRID_SETTINGS[self.name]).choices]
+            return [str(c) for c in get_param(GRID_SETTINGS[self.name]).choices or ()]
         if self.kind != "dropdown":
             return []
-        names = [str(c) for c in self.param.choices]
+        names = [str(c) for c in self.param.choices or ()]
         return [UNSET_CHOICE] + names if self.param.optional else names
 
 
 def _kind(param: Param) -> str:
-    if param.name in GRID_SETTINGS:
-        return "multiselect" if get_param(GRID_SETTINGS[param.name]).choices else "grid"
-    if param.name == "base_model":
-        return "checkpoint"
+    if param.ui in TAB_KINDS:
+        return param.ui
     if param.type is bool:
         return "checkbox"
     if param.choices:
@@ -102,21 +75,14 @@ def _kind(param: Param) -> str:
         return "slider"
     if param.type in (int, float):
         return "number"
-    return "textarea" if param.name == "sample_prompt" else "text"
+    return "text"
 
 
 def form_fields() -> list[Field]:
-    """Every field of the form, section by section; options nobody declares are left out."""
-    run_params, tab_defaults, _ = run_settings()
-    declared = dict(PARAMS_BY_NAME)
-    declared.update({p.name: p for p in run_params})
-    fields = []
-    for section, names in SECTIONS:
-        for name in names:
-            if name in declared:
-                param = declared[name]
-                fields.append(Field(param, _kind(param), tab_defaults.get(name, param.default), section))
-    return fields
+    """Every field of the form, section by section."""
+    declared = {**PARAMS_BY_NAME, **RUN_PARAMS_BY_NAME}
+    return [Field(declared[name], _kind(declared[name]), declared[name].tab_value, section)
+            for section, names in SECTIONS for name in names]
 
 
 def display_value(field: Field, settings: Mapping[str, Any]) -> Any:
@@ -147,7 +113,7 @@ def setting_value(field: Field, raw: Any) -> Any:
             return None
         raise ValueError(f"{param.name} must be set (it has no 'unset' value)")
     if field.kind == "dropdown":
-        raw = next((c for c in param.choices if str(c) == str(raw)), raw)
+        raw = next((c for c in param.choices or () if str(c) == str(raw)), raw)
     if field.kind in ("text", "textarea", "checkpoint") and isinstance(raw, str):
         raw = raw.strip() if field.kind != "textarea" else raw.rstrip()
     value = coerce_value(param, raw, [])
@@ -186,7 +152,7 @@ def only_changes(values: tuple, shown: tuple) -> tuple:
     """
     if len(values) != len(shown):
         raise ValueError(f"{len(values)} values but {len(shown)} shown values")
-    out = []
+    out: list[Any] = []
     for value, page in zip(values, shown):
         wanted = value.get("value") if isinstance(value, Update) else value
         if isinstance(value, Update) and "value" not in value.changes:

@@ -64,7 +64,7 @@ def build_train_panel(ctx: PanelContext, tab: Any = None) -> TrainPanel:
 
 def _component(field: Field) -> Any:
     p = field.param
-    common = {"label": p.name, "info": p.help, "elem_id": f"tt_opt_{p.name}"}
+    common = {"label": field.label, "info": p.help, "elem_id": f"tt_opt_{p.name}"}
     value = display_value(field, {})
     if field.kind == "checkpoint":
         return gr.Dropdown(choices=[], value=None, allow_custom_value=True, scale=3, **common)

@@ -11,31 +11,23 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..datasets.repeats import original_tab_repeats, set_repeats, step_count
+from ..jobs.job import JobError
+from ..jobs.run_options import trainer_options
 from ..projects.layout import VersionPaths
 from ..train.config import ConfigError, coerce_value, load_config
 from ..train.config_checks import value_problems
 from ..train.config_toml import flatten_tables, load_toml_text, toml_value
-from ..train.params import PARAMS_BY_NAME
-from .train_form import form_fields, run_settings
+from ..train.params import MANAGED_OPTIONS, PARAMS_BY_NAME
+from .train_form import form_fields
 
 ADVANCED_SOURCE = "the advanced box"
-# Stand-ins for the options each run sets, so the checks report only what the user can change.
-_RUN_STAND_INS = {
-    "pretrained_model_name_or_path": "base-model.safetensors",
-    "train_data_dir": "dataset",
-    "output_dir": "run",
-}
-
-
-def _managed() -> set[str]:
-    return set(run_settings()[2]) | set(_RUN_STAND_INS) | {"output_name", "progress_file", "resume"}
 
 
 def advanced_names(settings: Mapping[str, Any]) -> list[str]:
     """Trainer options set in ``settings`` that the form does not show."""
     shown = {f.name for f in form_fields()}
     return [k for k in settings
-            if k in PARAMS_BY_NAME and k not in shown and k not in _managed() and settings[k] is not None]
+            if k in PARAMS_BY_NAME and k not in shown and k not in MANAGED_OPTIONS and settings[k] is not None]
 
 
 def advanced_toml(settings: Mapping[str, Any]) -> str:
@@ -55,7 +47,7 @@ def parse_advanced(text: str) -> dict[str, Any]:
     for key, raw in flat.items():
         if key not in PARAMS_BY_NAME:
             problems.append(f"{key} is not a training option (the trainer's --help lists them)")
-        elif key in _managed():
+        elif key in MANAGED_OPTIONS:
             problems.append(f"{key} is set by Train Tools for every run; remove it from the box")
         else:
             try:
@@ -77,24 +69,15 @@ def replace_advanced(settings: Mapping[str, Any], parsed: Mapping[str, Any]) -> 
     return result
 
 
-def trainer_options(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The trainer options a run would get from these settings (folders as stand-ins)."""
-    _, tab_defaults, _ = run_settings()
-    options = dict(tab_defaults)
-    options.update((k, v) for k, v in settings.items() if k in PARAMS_BY_NAME and v is not None)
-    options.update(_RUN_STAND_INS)
-    if settings.get("network_type", "LoRA") != "LoCon":
-        options.pop("conv_dim", None)
-        options.pop("conv_alpha", None)
-    return options
-
-
 def settings_problems(settings: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """(problems, warnings) of the settings taken together, as the trainer would report them."""
+    """(problems, warnings) of the settings taken together, as the trainer would report them for a run
+    (the folders each run gets are stand-ins here)."""
     try:
         _, warnings = load_config(overrides=trainer_options(settings))
     except ConfigError as exc:
         return exc.problems, []
+    except JobError as exc:  # a network type the job cannot train
+        return [str(exc)], []
     return [], warnings
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,9 @@ from lib_train_tools.jobs.run_config import (
     unused_settings,
     write_run_files,
 )
+from lib_train_tools.jobs.run_options import trainer_options
 from lib_train_tools.train.config import load_config
-from lib_train_tools.train.params import PARAMS_BY_NAME
+from lib_train_tools.train.params import CHECK_STAND_INS, MANAGED_OPTIONS, PARAMS_BY_NAME
 
 from .conftest import add_processed_images
 
@@ -152,3 +154,28 @@ def test_unicode_names_in_the_config(store, base_model, tmp_path):
     cfg, _ = check_run_config(build_run_config(version, {"base_model": str(base_model)}, run_dir, "ねこ-初版"))
     again, _ = load_config(str(write_run_files(run_dir, cfg)))
     assert again.output_name == "ねこ-初版" and Path(again.train_data_dir) == version.processed_parent
+
+
+def test_the_settings_check_and_the_run_share_one_rule(version, base_model):
+    settings = {"base_model": str(base_model), "network_type": "LoCon", "network_dim": 16, "output_name": "mine",
+                "progress_file": "p.jsonl", "sample_prompt": "a cat", "grid_learning_rate": ["0.001"],
+                "keep_tokens": 1}
+    checked = trainer_options(settings)  # what the settings check and the VRAM estimate see
+    assert (checked["conv_dim"], checked["conv_alpha"]) == (16, PARAMS_BY_NAME["network_alpha"].default)
+    assert {k: checked[k] for k in CHECK_STAND_INS} == CHECK_STAND_INS
+    assert "output_name" not in checked and "progress_file" not in checked  # the job sets them
+    assert checked["sample_prompts"] == os.path.join(CHECK_STAND_INS["output_dir"], "sample_prompts.txt")
+    assert checked["sample_every_n_epochs"] == 1 and "grid_learning_rate" not in checked
+
+    run_dir = version.trains / "run"
+    built = build_run_config(version, settings, run_dir, "run")
+    run = {"train_data_dir": str(version.processed_parent), "output_dir": str(run_dir), "output_name": "run",
+           "pretrained_model_name_or_path": str(base_model)}
+    assert built == trainer_options(settings, run)
+    assert {k: v for k, v in built.items() if k not in MANAGED_OPTIONS and k != "sample_prompts"} == \
+        {k: v for k, v in checked.items() if k not in MANAGED_OPTIONS and k != "sample_prompts"}
+    assert built["sample_prompts"] == os.fspath(run_dir / "sample_prompts.txt")
+    with pytest.raises(ValueError, match="manages"):
+        trainer_options({}, {"learning_rate": 1.0})
+    with pytest.raises(JobError, match="network_type"):
+        trainer_options({"network_type": "LoHa"})

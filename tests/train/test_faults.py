@@ -112,7 +112,7 @@ def _fake_session(tmp_path: Path) -> SimpleNamespace:
     optimizer.step()
     return SimpleNamespace(cfg=cfg, network=network, optimizer=optimizer, output_dir=tmp_path, output_name="t",
                            scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0), scaler=None,
-                           seed=1, session_id=2)
+                           seed=1, session_id=2, last_saved_file=None)
 
 
 def test_a_state_with_non_finite_optimizer_tensors_is_not_written(tmp_path):

@@ -83,7 +83,6 @@ def test_before_preprocessing_the_editor_says_what_to_do(services, selection):
 
 
 def test_activation_tag_is_kept_as_the_run_setting(services, processed):
-    pytest.importorskip("lib_train_tools.jobs.run_config")  # the setting is declared by the jobs package
     version = services.store.version("テスト", "v1")
     actions.set_activation(services, processed, "mychar")
     assert load_settings(version)["activation_tag"] == "mychar"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from lib_train_tools.projects import load_settings, update_settings
@@ -50,6 +48,16 @@ def test_the_check_lists_problems_of_the_settings_together(services, selection):
     assert "no problems" in reply.values[0]
 
 
+def test_the_check_sees_the_options_a_run_would_get():
+    from lib_train_tools.ui.train_settings import settings_problems
+
+    problems, _ = settings_problems({"network_type": "LoHa"})
+    assert len(problems) == 1 and "network_type 'LoHa'" in problems[0]
+    assert settings_problems({"network_type": "LoCon", "network_dim": 2048})[0] == [
+        "network_dim is 2048, above the maximum 1024", "conv_dim is 2048, above the maximum 1024"]
+    assert settings_problems({"output_name": 5})[0] == []  # the job sets the output name of each run
+
+
 def test_steps_follow_the_typed_values(services, processed):
     reply = actions.steps(services, processed, 10, 5, 2)
     assert reply.values[0] == ("<p>6 images × 10 repeats = 60 samples ÷ batch 2 = 30 steps per epoch × 5 epochs "
@@ -62,7 +70,6 @@ def test_steps_before_preprocessing_say_so(services, selection):
 
 
 def test_repeats_rename_the_training_folder(services, processed):
-    pytest.importorskip("lib_train_tools.jobs.run_config")
     version = services.store.version("テスト", "v1")
     reply = actions.save_field(services, processed, "repeats", 12)
     assert version.processed_dir().name == "12_テスト" and "12_テスト" in reply.notice.text
@@ -70,7 +77,6 @@ def test_repeats_rename_the_training_folder(services, processed):
 
 
 def test_base_model_architecture_is_detected(services, selection):
-    pytest.importorskip("lib_train_tools.jobs.run_config")
     from lib_train_tools.models.checkpoint_factory import write_checkpoint
 
     write_checkpoint(services.host.checkpoints_dir() / "family" / "tiny.safetensors", family="sd1")
@@ -78,14 +84,12 @@ def test_base_model_architecture_is_detected(services, selection):
     assert choices.get("choices") == ["family/tiny.safetensors"]
     reply = actions.save_field(services, selection, "base_model", "family/tiny.safetensors")
     assert "Detected: SD1.x" in reply.values[1]
-    if "memory_estimate" in str(sys.modules.get("lib_train_tools.train.memory_estimate")):
-        assert "Estimated VRAM: about" in reply.values[0]
+    assert "Estimated VRAM: about" in reply.values[0]
     bad = actions.save_field(services, selection, "base_model", "missing.safetensors")
     assert "Cannot read missing.safetensors" in bad.values[1]
 
 
 def test_network_type_shows_the_locon_fields(services, selection):
-    pytest.importorskip("lib_train_tools.jobs.run_config")
     reply = actions.save_field(services, selection, "network_type", "LoCon")
     assert [u.get("visible") for u in reply.values[1:]] == [True, True]
     assert shown(actions.train_view(services, selection), "conv_dim") is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lib_train_tools.train.params import OPTIMIZER_NAMES, PARAMS_BY_NAME, get_param
+from lib_train_tools.train.params import OPTIMIZER_NAMES, get_param
 from lib_train_tools.ui.train_form import SECTIONS, UNSET_CHOICE, display_value, form_fields, setting_value
 
 
@@ -23,7 +23,6 @@ def test_fields_come_from_the_registry():
 
 
 def test_every_listed_name_is_declared_somewhere():
-    pytest.importorskip("lib_train_tools.jobs.run_config")
     listed = [name for _section, names in SECTIONS for name in names]
     assert sorted(f.name for f in form_fields()) == sorted(listed)
     assert field("repeats").kind == "number" and field("base_model").kind == "checkpoint"
@@ -31,10 +30,43 @@ def test_every_listed_name_is_declared_somewhere():
     assert field("save_every_n_epochs").default == 1  # the tab's default, not the registry's None
 
 
-def test_trainer_fields_without_the_jobs_package_are_all_registry_options():
-    names = {f.name for f in form_fields()}
-    registry = {n for _s, listed in SECTIONS for n in listed if n in PARAMS_BY_NAME}
-    assert registry <= names
+# The form as it was listed by hand before the registry's form slots: the derived layout must not move a field.
+FORM_BEFORE_THE_REGISTRY = (
+    ("Base model and network", (
+        "base_model", "network_type", "network_dim", "network_alpha", "conv_dim", "conv_alpha",
+        "mixed_precision", "clip_skip",
+    )),
+    ("Dataset and steps", (
+        "resolution", "enable_bucket", "min_bucket_reso", "max_bucket_reso", "repeats", "train_batch_size",
+        "max_train_epochs", "save_every_n_epochs",
+    )),
+    ("Learning rate and optimizer", (
+        "optimizer_type", "learning_rate", "unet_lr", "text_encoder_lr", "lr_scheduler", "lr_warmup_steps",
+        "lr_scheduler_num_cycles",
+    )),
+    ("Captions and augmentation", (
+        "shuffle_caption", "keep_tokens", "flip_aug", "caption_dropout_rate", "caption_tag_dropout_rate",
+    )),
+    ("Memory, noise and loss", (
+        "gradient_checkpointing", "cache_latents", "noise_offset", "min_snr_gamma", "seed",
+    )),
+    ("Samples and previews", (
+        "sample_prompt", "sample_every_n_epochs", "sample_sampler", "preview_all_epochs",
+    )),
+    ("Several values: one run per combination (grid)", (
+        "grid_train_batch_size", "grid_max_train_epochs", "grid_optimizer_type", "grid_learning_rate",
+        "grid_unet_lr", "grid_text_encoder_lr", "grid_network_dim", "grid_network_alpha",
+    )),
+)
+
+
+def test_sections_come_from_the_form_slots_unchanged():
+    assert SECTIONS == FORM_BEFORE_THE_REGISTRY
+    assert [f.section for f in form_fields()] == [title for title, names in SECTIONS for _ in names]
+    assert all(f.label == f.name for f in form_fields())
+    kinds = {f.name: f.kind for f in form_fields()}
+    assert (kinds["sample_prompt"], kinds["grid_optimizer_type"], kinds["grid_network_dim"]) == \
+        ("textarea", "multiselect", "grid")
 
 
 def test_values_convert_and_validate_with_the_trainer_rules():
@@ -61,7 +93,6 @@ def test_display_values_show_defaults_and_unset():
 
 
 def test_optional_choices_offer_unset():
-    pytest.importorskip("lib_train_tools.jobs.run_config")
     assert field("network_type").choices[0] != UNSET_CHOICE  # LoRA is the default, never unset
     assert display_value(field("network_type"), {}) == "LoRA"
 
