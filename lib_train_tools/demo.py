@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -23,7 +24,7 @@ from .models.text_conditioning import encode_sd, encode_sdxl, sdxl_time_ids
 from .models.tokenizer import PAD_TOKEN_BY_LAYOUT, ClipTokenizer
 from .models.unet import sdxl_size_embedding
 from .train.cli import main as train_main
-from .train.protocol import parse_event
+from .train.protocol import DoneEvent, StepEvent, parse_event
 
 DEFAULT_OUTPUT = Path("demo_output")
 PROMPT = "1girl, blonde hair, full body, on chair"
@@ -42,23 +43,25 @@ def run_demo(output_dir: Path, family: str = "sd1", seed: int = 0, train_steps: 
     print(f"[demo] loaded in {models.seconds:.2f} s: {models.architecture.describe()}")
     print(f"[demo] prediction: {models.prediction.name} ({models.prediction.reason})")
 
+    unet, vae = models.unet, models.vae
+    assert unet is not None and vae is not None  # load_checkpoint loads every part by default
     shapes: dict[str, tuple[int, ...]] = {}
     with torch.no_grad():
         context, y = _encode_prompt(models, PROMPT)
         shapes["text"] = tuple(context.shape)
         print(f"[demo] text encoder(s): {PROMPT!r} -> context {tuple(context.shape)}")
 
-        latents = torch.randn(1, models.unet.config.in_channels, 8, 8)
+        latents = torch.randn(1, unet.config.in_channels, 8, 8)
         t = torch.tensor([500])
-        eps = models.unet(latents, t, context, y)
+        eps = unet(latents, t, context, y)
         shapes["unet"] = tuple(eps.shape)
         print(f"[demo] U-Net: latents {tuple(latents.shape)} at t=500 -> prediction {tuple(eps.shape)}")
 
-        image = models.vae.decode_latents(latents)
+        image = vae.decode_latents(latents)
         shapes["vae_decode"] = tuple(image.shape)
         print(f"[demo] VAE decoder: latents {tuple(latents.shape)} -> image {tuple(image.shape)}")
 
-        again = models.vae.encode_latents(image.clamp(-1, 1), sample=False)
+        again = vae.encode_latents(image.clamp(-1, 1), sample=False)
         shapes["vae_encode"] = tuple(again.shape)
         print(f"[demo] VAE encoder: image {tuple(image.shape)} -> latents {tuple(again.shape)}")
     print("[demo] every part of the model stack ran")
@@ -92,10 +95,12 @@ def _train(output_dir: Path, ckpt: Path, steps: int, seed: int) -> tuple[int, ..
     print(f"[demo] training a LoRA for {steps} steps on 4 generated images (python -m lib_train_tools.train ...)")
     code = train_main(args)
     events = [parse_event(line) for line in progress.read_text(encoding="utf-8").splitlines()]
-    losses = [e.loss for e in events if e.type == "step"]
+    # The trainer's own "step" lines parse to StepEvents with a loss; its last line is the "done" event.
+    step_events = cast("list[StepEvent]", [e for e in events if e.type == "step"])
+    losses = cast("list[float]", [e.loss for e in step_events])
     if code != 0:
         raise SystemExit(f"[demo] training failed: {[e for e in events if e.type == 'error']}")
-    done = events[-1]
+    done = cast(DoneEvent, events[-1])
     print(f"[demo] trained: loss {sum(losses[:5]) / 5:.3f} (first 5 steps) -> {sum(losses[-5:]) / 5:.3f} "
           f"(last 5); LoRA written to {done.path}")
     return (len(losses),)

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from .projects.atomic import atomic_write_json
+from .atomic import atomic_write_json
 from .projects.names import validate_name
 
 DATASET_BOUND_KEYS = ("activation_tag", "keep_tokens")

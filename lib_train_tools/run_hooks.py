@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .contracts import Host
 from .projects import Store, StoreError, load_settings
 
 PREVIEW_FALLBACK_PROMPT = "a picture"
@@ -25,7 +26,7 @@ PREVIEW_FALLBACK_PROMPT = "a picture"
 
 @dataclass
 class RunHooks:
-    host: Any  # host.base.Host
+    host: Host
     store: Store
 
     def before_job(self, job: Any) -> None:
@@ -87,12 +88,8 @@ class RunHooks:
         try:
             result = render_preview(job.run_dir, request, renderer)
         finally:
-            close = getattr(renderer, "close", None)
-            if close is not None:
-                close()
-        folder = getattr(result, "folder", None)
-        if folder is not None:
-            _record(job.run_dir, "preview", folder=Path(folder).name)
+            renderer.close()  # the WebUI's staged LoRA copies
+        _record(job.run_dir, "preview", folder=Path(result.folder).name)
         return result
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import re
+from collections.abc import Callable
 from typing import Any, ContextManager
 
 import torch
@@ -142,7 +143,7 @@ def is_out_of_memory(error: BaseException) -> bool:
     return False
 
 
-def adafactor_class() -> type[torch.optim.Optimizer] | None:
+def adafactor_class() -> Callable[..., torch.optim.Optimizer] | None:
     """``torch.optim.Adafactor``, which arrived in 2.5; None before."""
     return getattr(torch.optim, "Adafactor", None) if at_least(2, 5) else None
 

@@ -22,53 +22,57 @@ from __future__ import annotations
 
 import sys
 import traceback
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .host.webui_requirements import Problem, find_problems, manual_command, to_install
+
+if TYPE_CHECKING:
+    from .contracts import Host
+    from .services import Services
 
 TAB_TITLE = "Train Tools"
 TAB_ID = "train_tools"
 LOG_PREFIX = "[Train Tools]"
 
 
-def _default_host() -> Any:
+def _default_host() -> Host:
     from .host.webui import WebUIHost
 
     return WebUIHost()
 
 
-def _default_services(host: Any) -> Any:
+def _default_services(host: Host) -> Services:
     from .services import create_services
 
     return create_services(host, start_queue=False)
 
 
-def _default_ui(services: Any) -> Any:
+def _default_ui(services: Services) -> Any:
     from .ui.app import build_ui
 
     return build_ui(services)
 
 
 class TrainToolsExtension:
-    def __init__(self, host_factory: Callable[[], Any] = _default_host,
-                 services_factory: Callable[[Any], Any] = _default_services,
-                 ui_factory: Callable[[Any], Any] = _default_ui,
+    def __init__(self, host_factory: Callable[[], Host] = _default_host,
+                 services_factory: Callable[[Host], Services] = _default_services,
+                 ui_factory: Callable[[Services], Any] = _default_ui,
                  problems: Optional[list[Problem]] = None):
         self.host_factory = host_factory
         self.services_factory = services_factory
         self.ui_factory = ui_factory
         self.problems = find_problems() if problems is None else problems
         self.notices: list[str] = [p.describe() for p in self.problems]
-        self._services: Any = None
+        self._services: Optional[Services] = None
         self._unloaded = False
 
     # ----- services, made once per load -----
-    def services(self) -> Any:
+    def services(self) -> Services:
         if self._unloaded:
             raise RuntimeError("this Train Tools load was unloaded; the WebUI has loaded it again")
         if self._services is None:
             host = self.host_factory()
-            cleared = host.clear_preview_staging() if hasattr(host, "clear_preview_staging") else 0
+            cleared = host.clear_preview_staging()
             if cleared:
                 say(f"removed {cleared} preview LoRA copies left by an earlier session")
             services = self.services_factory(host)
@@ -76,13 +80,9 @@ class TrainToolsExtension:
             self._services = services
         return self._services
 
-    def _start_queue(self, services: Any) -> None:
-        queue = getattr(services, "queue", None)
-        if queue is None:
-            self.notices.append("training is not available: the job queue could not be created")
-            return
+    def _start_queue(self, services: Services) -> None:
         try:
-            queue.start()
+            services.queue.start()
         except Exception as exc:  # e.g. another WebUI runs the queue in the same output folder
             self.notices.append(f"jobs will not run in this WebUI: {exc}")
             say(f"the job queue did not start: {exc}")
@@ -129,12 +129,8 @@ class TrainToolsExtension:
         services, self._services, self._unloaded = self._services, None, True
         if services is None:
             return
-        queue = getattr(services, "queue", None)
-        if queue is not None:
-            queue.shutdown(stop_running=False)  # a running trainer is followed again by the next load
-        host = getattr(services, "host", None)
-        if hasattr(host, "clear_preview_staging"):
-            host.clear_preview_staging()
+        services.queue.shutdown(stop_running=False)  # a running trainer is followed again by the next load
+        services.host.clear_preview_staging()
 
     # ----- messages -----
     def notices_markdown(self, error: Optional[BaseException] = None) -> str:

@@ -17,11 +17,28 @@ from lib_train_tools.results.outcomes import read_outcomes
 from lib_train_tools.run_hooks import RunHooks, preview_defaults, preview_prompt
 
 
+class FakeRenderer:
+    """Renders nothing (render_preview is replaced); records that it was closed."""
+
+    def __init__(self):
+        self.closed = False
+
+    def render(self, request):
+        raise AssertionError("render_preview is replaced in these tests")
+
+    def release(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
 class FakeHost:
     def __init__(self, lora_dir: Path, settings: HostSettings):
         self.calls = []
         self._lora_dir = lora_dir
         self._settings = settings
+        self.renderer = FakeRenderer()
 
     def before_training(self):
         self.calls.append("before")
@@ -36,7 +53,7 @@ class FakeHost:
         return self._settings
 
     def preview_renderer(self):
-        return "renderer"
+        return self.renderer
 
     def lora_published(self, path):
         self.calls.append(("published", Path(path).name))
@@ -93,14 +110,20 @@ def test_preview_grid_when_the_version_asks_and_failures_are_reported_together(r
     store, version, job, progress = run
     update_settings(version, {"preview_all_epochs": True, "sample_prompt": "red circle --w 64 --h 64\nsecond"})
     rendered = []
-    monkeypatch.setattr("lib_train_tools.results.preview.render_preview",
-                        lambda run_dir, request, renderer: rendered.append((run_dir, request.prompt, renderer)))
+
+    def render_preview(run_dir, request, renderer):
+        rendered.append((run_dir, request.prompt, renderer))
+        return SimpleNamespace(folder=run_dir / "previews" / "p1")
+
+    monkeypatch.setattr("lib_train_tools.results.preview.render_preview", render_preview)
     blocked = tmp_path / "lora-is-a-file"
     blocked.write_text("not a folder", encoding="utf-8")
     host = FakeHost(blocked, HostSettings(auto_publish=True))
     with pytest.raises(RuntimeError, match="after the run: publish"):
         RunHooks(host, store).after_job(job, progress)
-    assert rendered == [(job.run_dir, "red circle", "renderer")]  # the preview ran although publishing failed
+    assert rendered == [(job.run_dir, "red circle", host.renderer)]  # the preview ran although publishing failed
+    assert host.renderer.closed  # the WebUI's staged LoRA copies are removed
+    assert read_outcomes(job.run_dir).auto_previews == {"p1"}
     problems = read_outcomes(job.run_dir).problems
     assert len(problems) == 1 and problems[0].startswith("publish: ")
 

@@ -1,9 +1,10 @@
-"""Services: the store at the host's output root, and the queue when the jobs package is there."""
+"""Services: the store at the host's output root, and the job queue under it."""
 
 from __future__ import annotations
 
 from lib_train_tools.host.standalone import StandaloneHost
-from lib_train_tools.services import create_services, jobs_available
+from lib_train_tools.jobs.queue import JobQueue
+from lib_train_tools.services import create_services
 
 
 def test_services_build_the_store_at_the_output_root(tmp_path):
@@ -11,5 +12,5 @@ def test_services_build_the_store_at_the_output_root(tmp_path):
     assert services.store.root == (tmp_path / "out").resolve()
     assert services.output_root.is_dir()
     assert services.presets_dir == services.output_root / "presets"
-    assert (services.queue is not None) == jobs_available()
+    assert isinstance(services.queue, JobQueue) and services.queue.root == services.output_root / "jobs"
     services.shutdown()

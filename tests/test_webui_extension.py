@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from lib_train_tools.host.webui_requirements import Problem, Requirement
+from lib_train_tools.jobs.queue import JobQueue
 from lib_train_tools.projects import Store
 
 from .api.asgi_client import AsgiClient
@@ -175,15 +176,14 @@ def test_reload_ui_lets_the_queue_go_without_stopping_the_trainer(fake_webui, tm
 
 
 def test_the_real_queue_never_runs_twice_across_reloads(fake_webui, tmp_path):  # noqa: F811
-    queue_module = pytest.importorskip("lib_train_tools.jobs.queue")
     root = tmp_path / "out" / "jobs"
-    first = _extension(tmp_path, queue=queue_module.JobQueue(root))
+    first = _extension(tmp_path, queue=JobQueue(root))
     first.services()
-    second = _extension(tmp_path, queue=queue_module.JobQueue(root))
+    second = _extension(tmp_path, queue=JobQueue(root))
     [(blocks, _, _)] = second.on_ui_tabs()                            # while the first still owns it
     assert any("jobs will not run in this WebUI" in n for n in second.notices)
     first.on_script_unloaded()                                       # "Reload UI": the old load lets go
-    third = _extension(tmp_path, queue=queue_module.JobQueue(root))
+    third = _extension(tmp_path, queue=JobQueue(root))
     third.services()
     assert third.notices == []
     third.on_script_unloaded()

@@ -7,7 +7,7 @@ in, so one router serves for the life of the app it is mounted on.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends, FastAPI
 
@@ -18,15 +18,17 @@ from .routes_jobs import jobs_router
 from .routes_projects import projects_router
 from .routes_results import results_router
 
+if TYPE_CHECKING:
+    from ..services import Services
 
-def build_router(services: Any) -> APIRouter:
+
+def build_router(services: Services) -> APIRouter:
     """Every route, relative to ``API_PREFIX``."""
     router = APIRouter()
 
     @router.get("/")
     def about() -> dict:
-        return {"name": "Train Tools", "version": __version__, "host": getattr(services.host, "name", ""),
-                "training": getattr(services, "queue", None) is not None}
+        return {"name": "Train Tools", "version": __version__, "host": services.host.name, "training": True}
 
     router.include_router(projects_router(services))
     router.include_router(jobs_router(services))
@@ -34,7 +36,7 @@ def build_router(services: Any) -> APIRouter:
     return router
 
 
-def mount_api(app: FastAPI, services: Any, policy: AuthPolicy = AuthPolicy()) -> None:
+def mount_api(app: FastAPI, services: Services, policy: AuthPolicy = AuthPolicy()) -> None:
     """Add the Train Tools routes to ``app``; every one of them checks ``policy`` first."""
     app.include_router(build_router(services), prefix=API_PREFIX, dependencies=[Depends(auth_dependency(policy))],
                        tags=["Train Tools"])

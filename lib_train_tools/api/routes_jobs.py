@@ -16,24 +16,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Body, HTTPException
+from fastapi import APIRouter, Body
 
 from ..projects import load_settings, update_settings
 from .errors import bad_request, required_text, translated_errors
 from .serialize import jsonable
 
+if TYPE_CHECKING:
+    from ..jobs.queue import JobQueue
+    from ..services import Services
+
 PROGRESS_FILE = "progress.jsonl"
 MAX_EVENTS = 2000  # per events call; the client asks again from ``next``
 
 
-def jobs_router(services: Any) -> APIRouter:
+def jobs_router(services: Services) -> APIRouter:
     router = APIRouter()
 
     @router.post("/jobs", status_code=201)
     def submit(body: dict = Body(...)) -> list:
-        queue = _queue(services)
+        queue = services.queue
         with translated_errors():
             version = services.store.version(required_text(body, "project"), required_text(body, "version"))
         with translated_errors(lookup=False):
@@ -49,18 +53,18 @@ def jobs_router(services: Any) -> APIRouter:
 
     @router.get("/jobs")
     def list_jobs() -> list:
-        queue = _queue(services)
+        queue = services.queue
         return [job_summary(queue, job, brief=True) for job in queue.jobs()]
 
     @router.get("/jobs/{job_id}")
     def get_job(job_id: str) -> dict:
-        queue = _queue(services)
+        queue = services.queue
         with translated_errors():
             return job_summary(queue, queue.get(job_id))
 
     @router.get("/jobs/{job_id}/events")
     def job_events(job_id: str, since: int = 0) -> dict:
-        queue = _queue(services)
+        queue = services.queue
         with translated_errors():
             job = queue.get(job_id)
         events, next_line = read_events(Path(job.run_dir) / PROGRESS_FILE, max(0, since))
@@ -68,20 +72,20 @@ def jobs_router(services: Any) -> APIRouter:
 
     @router.get("/jobs/{job_id}/log")
     def job_log(job_id: str, lines: int = 40) -> dict:
-        queue = _queue(services)
+        queue = services.queue
         with translated_errors():
             return {"job": job_id, "text": queue.log_tail(job_id, max(1, min(lines, 5000)))}
 
     @router.post("/jobs/{job_id}/cancel")
     def cancel(job_id: str) -> dict:
-        queue = _queue(services)
+        queue = services.queue
         with translated_errors():
             return jsonable(queue.cancel(job_id))
 
     return router
 
 
-def job_summary(queue: Any, job: Any, brief: bool = False) -> dict:
+def job_summary(queue: JobQueue, job: Any, brief: bool = False) -> dict:
     """The job record with its progress; ``brief`` leaves out the loss curve."""
     data = jsonable(job)
     progress = jsonable(queue.progress(job.id))
@@ -100,7 +104,8 @@ def read_events(path: Path, since: int) -> tuple[list, int]:
     """
     if not path.is_file():
         return [], since
-    events, line_number = [], 0
+    events: list[Any] = []
+    line_number = 0
     with open(path, "rb") as handle:
         for raw in handle:
             if not raw.endswith(b"\n"):
@@ -129,10 +134,4 @@ def _grid_runs(settings: dict, grid: Any) -> list:
     axes = {name: parse_grid_values(name, values) for name, values in grid.items()}
     return expand_grid(settings, axes)
 
-
-def _queue(services: Any) -> Any:
-    queue = getattr(services, "queue", None)
-    if queue is None:
-        raise HTTPException(status_code=503, detail="training is not available here: the job queue is not running")
-    return queue
 

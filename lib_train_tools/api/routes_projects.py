@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, List
+from typing import TYPE_CHECKING, Any, List
 
 from fastapi import APIRouter, Body, File, Form, UploadFile
 
@@ -26,8 +26,11 @@ from ..projects import Store, VersionPaths, load_settings, update_settings
 from .errors import bad_request, required_text, translated_errors
 from .serialize import jsonable
 
+if TYPE_CHECKING:
+    from ..services import Services
 
-def projects_router(services: Any) -> APIRouter:
+
+def projects_router(services: Services) -> APIRouter:
     router = APIRouter()
     store: Store = services.store
 
@@ -88,13 +91,12 @@ def projects_router(services: Any) -> APIRouter:
     return router
 
 
-def version_summary(version: VersionPaths, services: Any) -> dict:
+def version_summary(version: VersionPaths, services: Services) -> dict:
     """What a client needs to know about a version: its settings and its dataset."""
     processed = version.processed_dir()
     processed_images = 0
     if processed is not None:
         processed_images = sum(1 for p in processed.iterdir() if p.is_file() and p.suffix.lower() != ".txt")
-    queue = getattr(services, "queue", None)
     return {
         "project": version.project,
         "name": version.name,
@@ -106,7 +108,7 @@ def version_summary(version: VersionPaths, services: Any) -> dict:
             "processed_images": processed_images,
             "repeats": version.processed_repeats(),
         },
-        "busy": bool(queue is not None and queue.version_busy(version)),
+        "busy": services.queue.version_busy(version),
     }
 
 

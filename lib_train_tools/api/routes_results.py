@@ -19,7 +19,7 @@ activation tag, the card picture to the run's newest sample image. A taken name 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Body
 
@@ -27,8 +27,11 @@ from ..projects import VersionPaths, load_settings
 from .errors import bad_request, not_found, required_text, translated_errors
 from .serialize import jsonable
 
+if TYPE_CHECKING:
+    from ..services import Services
 
-def results_router(services: Any) -> APIRouter:
+
+def results_router(services: Services) -> APIRouter:
     router = APIRouter()
 
     @router.get("/checkpoints")
@@ -83,9 +86,7 @@ def results_router(services: Any) -> APIRouter:
                 request = PreviewRequest(checkpoints=files, **{k: body[k] for k in PREVIEW_FIELDS if k in body})
                 result = render_preview(Path(run.dir), request, renderer)
         finally:
-            close = getattr(renderer, "close", None)   # the WebUI's renderer removes its staged LoRA copies
-            if callable(close):
-                close()
+            renderer.close()  # the WebUI's renderer removes its staged LoRA copies
         return {"grid": str(result.grid_path), "folder": str(result.folder), "cells": jsonable(result.cells)}
 
     return router

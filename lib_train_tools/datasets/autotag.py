@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..atomic import atomic_write_json, read_json
 from ..contracts import Tagger
-from ..projects.atomic import atomic_write_json, read_json
 from ..projects.layout import VersionPaths
 from .image_ops import load_upright
 from .origin_files import list_origin

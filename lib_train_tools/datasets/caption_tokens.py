@@ -51,6 +51,22 @@ def long_captions(
     return [CaptionLength(c.name, c.tokens, c.limit, _note(c.tokens, c.limit)) for c in found]
 
 
+def trained_caption(version: VersionPaths, caption: str) -> str:
+    """``caption`` as the text encoder gets it with the version's prefix, suffix and keep-tokens
+    separator (without the random parts: dropout, shuffle), e.g. the folder's class tokens of an
+    image without a caption."""
+    from ..train.data.caption_checks import trained_text
+
+    return trained_text(caption, _caption_options(load_settings(version)))
+
+
+def long_caption_advice(found: list[CaptionLength]) -> str:
+    """What to do about ``found`` (from ``long_captions``): a longer max_token_length, or shorter captions."""
+    from ..train.data.caption_checks import length_advice
+
+    return length_advice(found[0].limit, max(c.tokens for c in found)) if found else ""
+
+
 def _note(tokens: int, limit: int) -> str:
     from ..train.data.caption_checks import length_advice
 

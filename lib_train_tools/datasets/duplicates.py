@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from ..projects.layout import VersionPaths
-from .color_modes import to_rgb
+from ..train.color_modes import to_rgb
 from .origin_files import list_origin
 
 DEFAULT_MAX_DISTANCE = 6
@@ -34,7 +34,8 @@ class DuplicateReport:
 
 def difference_hash(image: Image.Image) -> int:
     """64-bit dHash of ``image`` (orientation applied, first frame, any mode)."""
-    grey = to_rgb(ImageOps.exif_transpose(image)).convert("L").resize((9, 8), Image.Resampling.BILINEAR)
+    upright = cast(Image.Image, ImageOps.exif_transpose(image))  # None only for in_place=True
+    grey = to_rgb(upright).convert("L").resize((9, 8), Image.Resampling.BILINEAR)
     pixels = np.asarray(grey, dtype=np.int16)
     bits = (pixels[:, 1:] > pixels[:, :-1]).flatten()
     return int(sum(1 << i for i, bit in enumerate(bits) if bit))

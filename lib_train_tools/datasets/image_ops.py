@@ -1,6 +1,6 @@
 """Pixel operations of preprocessing: load upright on a solid background, resize, crop, split.
 
-Every mode becomes 8-bit RGB through ``color_modes.to_rgb``, the conversion the trainer uses too.
+Every mode becomes 8-bit RGB through ``train.color_modes.to_rgb``, the conversion the trainer uses too.
 
 All functions take and return Pillow images and never touch files, except ``load_upright`` which
 reads one. Resizing uses Lanczos with Pillow's ``reducing_gap`` (a fast box reduction first), and
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from .color_modes import to_rgb
+from ..train.color_modes import to_rgb
 
 RESAMPLE = Image.Resampling.LANCZOS
 REDUCING_GAP = 3.0
@@ -30,7 +31,7 @@ def load_upright(path: Path, background: tuple[int, int, int], scale_hint: float
         if scale_hint < 1.0:
             w, h = image.size
             image.draft("RGB", (max(1, math.ceil(w * scale_hint)), max(1, math.ceil(h * scale_hint))))
-        upright = ImageOps.exif_transpose(image)
+        upright = cast(Image.Image, ImageOps.exif_transpose(image))  # None only for in_place=True
         return flatten(upright, background)
 
 

@@ -25,7 +25,7 @@ from typing import Callable
 
 from PIL import Image, ImageOps
 
-from ..projects.atomic import atomic_path, atomic_write_json, read_json
+from ..atomic import atomic_path, atomic_write_json, read_json
 from ..projects.layout import VersionPaths
 from .captions import CAPTION_POLICIES, CaptionError, format_tags, merge_captions
 from .image_ops import cover_crop, fit_area, load_upright, split_pieces

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from ..projects.atomic import atomic_write_text, read_json
+from ..atomic import atomic_write_text, read_json
 from ..projects.layout import VersionPaths
 from ..projects.settings import load_settings, save_settings_unlocked
 from .captions import clean_tag, parse_tags

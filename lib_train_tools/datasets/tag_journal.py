@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from ..projects.atomic import atomic_write_json, read_json
+from ..atomic import atomic_write_json, read_json
 from ..projects.layout import VersionPaths
 from .captions import dedupe, format_tags, parse_tags
 

@@ -68,6 +68,7 @@ class InterrogatorTagger:
 
     def tag(self, image: Image.Image) -> list[str]:
         _require(self)
+        assert self._interrogate is not None  # _require raised when there is no interrogator
         text = self._interrogate(image) or ""
         if self.kind == "sentence":
             sentence = " ".join(text.split())

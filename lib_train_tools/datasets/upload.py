@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Sequence
 
 from PIL import Image
 
-from ..projects.atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 from ..projects.layout import VersionPaths
 from .captions import CAPTION_EXTENSIONS, CaptionError, decode_caption
 from .image_checks import DEFAULT_RESOLUTION, ImageLimits, ImageRejected, check_image_bytes, upscale_note

@@ -20,9 +20,10 @@ import os
 import re
 import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import Callable
+
+from ..atomic import atomic_path, temporary_target
 
 PREVIEW_FOLDER = "train_tools_previews"
 NAME_PREFIX = "tt-preview-"
@@ -48,14 +49,10 @@ class LoraStaging:
         target = self.folder / f"{name}{source.suffix.lower()}"
         self._drop_stale(keep=target)
         if not target.exists():
-            self.folder.mkdir(parents=True, exist_ok=True)
-            partial = self.folder / f".{uuid.uuid4().hex}.partial"
-            try:
-                if _link_or_copy(source, partial):
-                    self._linked.add(target)
-                os.replace(partial, target)
-            finally:
-                partial.unlink(missing_ok=True)
+            with atomic_path(target, create=False) as partial:  # the name stays free for os.link
+                linked = _link_or_copy(source, partial)
+            if linked:
+                self._linked.add(target)
         self._last_used[target] = self.clock()
         return name
 
@@ -71,7 +68,7 @@ class LoraStaging:
         removed = 0
         if self.folder.is_dir():
             for path in self.folder.iterdir():
-                if path.is_file() and (path.name.startswith(NAME_PREFIX) or path.suffix == ".partial"):
+                if path.is_file() and (path.name.startswith(NAME_PREFIX) or _is_temporary(path.name)):
                     path.unlink(missing_ok=True)
                     removed += 1
         self._last_used.clear()
@@ -85,6 +82,11 @@ class LoraStaging:
                 path.unlink(missing_ok=True)
                 del self._last_used[path]
                 self._linked.discard(path)
+
+
+def _is_temporary(name: str) -> bool:
+    """A half-staged file: ``atomic_path``'s temporary, or an older version's ``.<hex>.partial``."""
+    return temporary_target(name) is not None or name.endswith(".partial")
 
 
 def _link_or_copy(source: Path, target: Path) -> bool:

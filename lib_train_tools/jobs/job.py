@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..projects.atomic import atomic_write_json, read_json
+from ..atomic import atomic_write_json, read_json
+from ..train.state_folders import STATE_SUFFIX
 
 JOB_STATUSES = ("queued", "running", "completed", "cancelled", "failed", "interrupted")
 FINISHED_STATUSES = ("completed", "cancelled", "failed", "interrupted")
@@ -26,8 +27,6 @@ CONFIG_FILE = "config.toml"
 PROGRESS_FILE = "progress.jsonl"
 LOG_FILE = "train.log"
 SAMPLE_PROMPTS_FILE = "sample_prompts.txt"
-# The trainer's resumable state folder: train/saving.py state_dir() (a test keeps the two equal).
-STATE_SUFFIX = "-state"
 JOB_RECORD_VERSION = 1
 
 

@@ -62,6 +62,6 @@ class TrainerLauncher:
             popen = subprocess.Popen(
                 command, cwd=str(self.package_root), env=self.environment(), stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT,
-                creationflags=subprocess.CREATE_NEW_PROCESS_GROUP if WINDOWS else 0,
+                creationflags=subprocess.CREATE_NEW_PROCESS_GROUP if WINDOWS else 0,  # type: ignore[attr-defined]  # Windows only
             )
         return TrainerProcess(popen)

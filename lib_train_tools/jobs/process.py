@@ -85,7 +85,7 @@ def _send_stop(pid: int) -> None:
     """Ask the trainer to stop after the current step and save (its SIGTERM/SIGINT handler)."""
     try:
         if WINDOWS:
-            os.kill(pid, signal.CTRL_BREAK_EVENT)  # needs CREATE_NEW_PROCESS_GROUP at start
+            os.kill(pid, signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]  # Windows only; needs CREATE_NEW_PROCESS_GROUP
         else:
             os.kill(pid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError, OSError):

@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..train.protocol import (
     CheckpointEvent,
@@ -171,7 +171,7 @@ def _on_done(p: JobProgress, e: DoneEvent) -> None:
     p.eta_sec = None
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[[JobProgress, Any], None]] = {
     StartEvent: _on_start, StepEvent: _on_step, EpochEvent: _on_epoch, CheckpointEvent: _on_checkpoint,
     SampleEvent: _on_sample, WarningEvent: _on_warning, ErrorEvent: _on_error, DoneEvent: _on_done,
 }

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..projects.atomic import atomic_write_json, read_json
+from ..atomic import atomic_write_json, read_json
 
 QUEUE_FILE = "queue.json"
 QUEUE_FILE_VERSION = 1

@@ -57,7 +57,7 @@ def load_queue(root: Path) -> LoadedQueue:
 def recover_running_job(job: Job) -> AdoptedProcess | None:
     """Follow a job's live trainer (returns its handle), or record how the job ended."""
     marker = str(job.config_file)
-    if process_alive(job.pid, marker):
+    if job.pid is not None and process_alive(job.pid, marker):
         append_log(job.log_file, f"the app restarted; following the trainer (pid {job.pid}) again")
         return AdoptedProcess(job.pid, marker)
     outcome = recovered_outcome(JobProgress.from_file(job.progress_file))

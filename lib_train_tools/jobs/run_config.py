@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..projects.atomic import atomic_write_text
+from ..atomic import atomic_write_text
 from ..projects.layout import PROCESSED_FOLDER_PATTERN, VersionPaths
 from ..train.config import ConfigError, TrainConfig, load_config, save_config
 from ..train.params import MANAGED_OPTIONS, PARAMS_BY_NAME, TAB_DEFAULTS

@@ -4,148 +4,145 @@ For each job: the ``before_job`` hook, start the trainer, then follow it: read t
 events every poll interval (folding them into the job's `JobProgress` and passing each to
 ``on_event``) until the trainer exits, decide how it ended (`outcome.decide_outcome`), save the
 record and call ``after_job``. A job adopted from a previous app process is only followed.
+
+The runner holds copies of job records, never the queue's own; it changes the queue only through
+``LaneQueue`` (which ``JobQueue`` implements): every method there takes the queue's lock.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import traceback
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from .hooks import append_log, call_hook
+from .hooks import JobHooks, append_log, call_hook
 from .job import Job
-from .outcome import LOG_EXCERPT_LINES, decide_outcome, last_line, read_log_tail
+from .outcome import LOG_EXCERPT_LINES, Outcome, decide_outcome, last_line, read_log_tail
 from .progress_state import JobProgress, ProgressTail
 
-if TYPE_CHECKING:
-    from .queue import JobQueue
-
 _log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job a lane runner took on: ``job`` (a copy) and, for a job adopted from a previous app
+    process, its running ``trainer`` (only followed); None: a queued job, started by ``launch``."""
+
+    job: Job
+    trainer: Any | None = None
+
+
+class LaneQueue(Protocol):
+    """What a lane runner asks of the job queue."""
+
+    def claim_next(self, lane: str) -> Claim | None:
+        """The lane's next job (an adopted running one first, then the first queued one), claimed
+        until ``unclaim``. None when nothing is left or the queue stops: the lane is then done."""
+        ...
+
+    def unclaim(self, job_id: str) -> None:
+        """The runner is done with the job (however it ended)."""
+        ...
+
+    def launch(self, job_id: str) -> tuple[Job | None, Any | None]:
+        """Start the trainer of a claimed queued job. Returns the job as it is then (None: it was
+        removed meanwhile) and the trainer; no trainer when the job was cancelled or removed
+        during ``before_job``, the queue stops, its run folder is gone (the job is dropped) or
+        the trainer could not be started (the job failed)."""
+        ...
+
+    def track_progress(self, job_id: str, progress: JobProgress) -> None:
+        """``progress`` is the running job's progress from now on (what ``progress(id)`` copies)."""
+        ...
+
+    def apply_events(self, job_id: str, progress: JobProgress, events: Sequence[Any]) -> Job:
+        """Fold new ``events`` into the tracked ``progress``; returns a copy of the job."""
+        ...
+
+    def wait_for_change(self) -> bool:
+        """Wait one poll interval (less when something changes); False when the queue lets go of
+        its running trainers (they keep running for the next app process to adopt)."""
+        ...
+
+    def finish(self, job_id: str, code: int | None, log_text: str,
+               decide: Callable[[str | None], Outcome]) -> Job:
+        """Record how a job whose trainer exited ended: ``decide`` gets why the queue stopped it
+        ("cancel", "shutdown"; None: it did not) and gives the outcome. Returns a copy of the job."""
+        ...
+
+    def fail(self, job_id: str, log_text: str) -> None:
+        """The runner broke while running the job: kill its trainer, mark it failed."""
+        ...
 
 
 class LaneRunner:
     """Runs the jobs of ``lane`` from ``queue`` until none is left (or the queue stops)."""
 
-    def __init__(self, queue: JobQueue, lane: str) -> None:
+    def __init__(self, queue: LaneQueue, lane: str, hooks: JobHooks) -> None:
         self.queue = queue
         self.lane = lane
+        self.hooks = hooks
 
     def run(self) -> None:
-        q = self.queue
         while True:
-            with q.lock:
-                job = q.next_job(self.lane) if q.running_flag else None
-                if job is None:
-                    q.lane_finished(self.lane)
-                    return
-                q.claimed.add(job.id)
-                adopted = job.status == "running"
+            claim = self.queue.claim_next(self.lane)
+            if claim is None:
+                return
+            job = claim.job
             try:
-                if adopted:
-                    self._follow(job, q.handles[job.id], exit_known=False)
+                if claim.trainer is not None:
+                    self._follow(job, claim.trainer, exit_known=False)
                 else:
                     self._start_and_follow(job)
             except Exception:  # keep the lane alive; the job is marked failed
                 self._fail_unexpectedly(job, traceback.format_exc())
             finally:
-                with q.lock:
-                    q.claimed.discard(job.id)
+                self.queue.unclaim(job.id)
 
     def _start_and_follow(self, job: Job) -> None:
-        q = self.queue
-        call_hook(q.hooks, "before_job", job.copy())
-        with q.lock:
-            if job.status != "queued" or job.id not in q.order or not q.running_flag:
-                started = False  # cancelled or removed during the hook, or the queue stops
-            elif not job.config_file.is_file():
-                started = False  # its version was moved or deleted meanwhile
-                q.forget(job.id, f"run folder {job.run_dir} is gone; job {job.run_name} dropped from the queue")
-            else:
-                q.order.remove(job.id)
-                started = self._launch(job)
-        if started:
-            self._follow(job, q.handles[job.id], exit_known=True)
+        call_hook(self.hooks, "before_job", job.copy())
+        now, trainer = self.queue.launch(job.id)
+        if trainer is not None:
+            self._follow(job, trainer, exit_known=True)
         else:
-            call_hook(q.hooks, "after_job", job.copy(), JobProgress())
+            call_hook(self.hooks, "after_job", now or job, JobProgress())
 
-    def _launch(self, job: Job) -> bool:
-        """Start the trainer (under the queue lock); a failure to start fails the job."""
-        q = self.queue
-        try:
-            handle = q.launcher.launch(job)
-        except OSError as exc:
-            self._record_end(job, "failed", None, f"the trainer could not be started: {exc}",
-                             "check the Python interpreter and the run folder", "")
-            return False
-        job.status, job.started, job.pid, job.exit_code = "running", time.time(), handle.pid, None
-        q.handles[job.id] = handle
-        job.save()
-        q.save_index()
-        q.changed.notify_all()
-        return True
-
-    def _follow(self, job: Job, handle: Any, exit_known: bool) -> None:
-        q = self.queue
+    def _follow(self, job: Job, trainer: Any, exit_known: bool) -> None:
         tail, progress = ProgressTail(job.progress_file), JobProgress()
         progress.apply_all(tail.read_events())  # history: a resumed or adopted run's earlier events
-        with q.lock:
-            q.progress_by_id[job.id] = progress
+        self.queue.track_progress(job.id, progress)
         while True:
-            alive = handle.running()
+            alive = trainer.running()
             self._read_new(job, tail, progress)
             if not alive:
                 break
-            with q.lock:
-                if q.detaching:
-                    return  # left running: the next app process adopts it
-                q.changed.wait(q.poll_interval)
-        self._finish(job, handle, progress, exit_known)
+            if not self.queue.wait_for_change():
+                return  # left running: the next app process adopts it
+        self._finish(job, trainer, progress, exit_known)
 
     def _read_new(self, job: Job, tail: ProgressTail, progress: JobProgress) -> None:
         events = tail.read_events()
         if not events:
             return
-        with self.queue.lock:
-            progress.apply_all(events)
-            view = job.copy()
+        view = self.queue.apply_events(job.id, progress, events)
         for event in events:
-            call_hook(self.queue.hooks, "on_event", view, event)
+            call_hook(self.hooks, "on_event", view, event)
 
-    def _finish(self, job: Job, handle: Any, progress: JobProgress, exit_known: bool) -> None:
-        q = self.queue
-        code = handle.wait(30.0)
+    def _finish(self, job: Job, trainer: Any, progress: JobProgress, exit_known: bool) -> None:
+        code = trainer.wait(30.0)
         log_text = read_log_tail(job.log_file, LOG_EXCERPT_LINES)
         trainer_lines = "\n".join(line for line in log_text.splitlines() if not line.startswith("[jobs]"))
-        with q.lock:
-            reason = q.stop_reasons.pop(job.id, None)
-            outcome = decide_outcome(progress, code, reason, exit_known, last_line(trainer_lines))
-            self._record_end(job, outcome.status, code, outcome.message, outcome.hint, log_text)
-            q.handles.pop(job.id, None)
-            snapshot, view = progress.snapshot(), job.copy()
-        append_log(job.log_file, f"finished: {outcome.status} (exit code {code})")
-        call_hook(q.hooks, "after_job", view, snapshot)
 
-    def _record_end(self, job: Job, status: str, code: int | None, message: str | None, hint: str | None,
-                    log_text: str) -> None:
-        """Save how the job ended (caller holds the queue lock)."""
-        job.status, job.exit_code, job.finished, job.pid = status, code, time.time(), None
-        job.message, job.hint = message, hint
-        job.log_excerpt = log_text if status == "failed" else None
-        job.save()
-        self.queue.save_index()
-        self.queue.changed.notify_all()
+        def decide(stop_reason: str | None) -> Outcome:
+            return decide_outcome(progress, code, stop_reason, exit_known, last_line(trainer_lines))
+
+        view = self.queue.finish(job.id, code, log_text, decide)
+        append_log(job.log_file, f"finished: {view.status} (exit code {code})")
+        call_hook(self.hooks, "after_job", view, progress.snapshot())  # only this thread changes progress
 
     def _fail_unexpectedly(self, job: Job, details: str) -> None:
         _log.error("job %s: the queue failed while running it:\n%s", job.id, details)
         append_log(job.log_file, f"the job queue failed while running this job:\n{details}")
-        q = self.queue
-        with q.lock:
-            handle = q.handles.pop(job.id, None)
-            if handle is not None and handle.running():
-                handle.kill()
-            if job.status in ("queued", "running"):
-                if job.id in q.order:
-                    q.order.remove(job.id)
-                self._record_end(job, "failed", None, "the job queue failed while running this job",
-                                 "see the log for the details", read_log_tail(job.log_file, LOG_EXCERPT_LINES))
+        self.queue.fail(job.id, read_log_tail(job.log_file, LOG_EXCERPT_LINES))

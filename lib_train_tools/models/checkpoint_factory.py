@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_path
 from . import clip_layout
 from .clip import CLIP_L, OPENCLIP_BIGG, OPENCLIP_H_SD2, TINY_CLIP_L, TINY_OPENCLIP_BIGG, TINY_OPENCLIP_H, \
     CLIPTextModel, TextEncoderConfig
@@ -90,16 +91,14 @@ def write_checkpoint(path: str | os.PathLike, family: str = "sd1", size: str = "
     """Write a random checkpoint as ``.safetensors`` or ``.ckpt`` (by suffix), atomically."""
     path = Path(path)
     state = build_state_dict(family, size, seed, dtype)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
-        save_file(state, str(tmp), metadata={"format": "pt"})
-    elif path.suffix == ".ckpt":
-        torch.save({"state_dict": state}, tmp)
-    else:
+    if path.suffix not in (".safetensors", ".ckpt"):
         raise ValueError(f"{path.name}: choose a .safetensors or .ckpt file name")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+            save_file(state, str(tmp), metadata={"format": "pt"})
+        else:
+            torch.save({"state_dict": state}, tmp)
     return path
 
 
@@ -122,4 +121,6 @@ def _set_prediction_kind(unet: UNetModel, v: bool, check: bool) -> None:
     if not check or next(unet.parameters()).is_meta:
         return
     score = test_denoise_score(unet)
-    unet.out[2].bias += (V_SCORE if v else EPS_SCORE) - score
+    out_conv = unet.out[2]
+    assert isinstance(out_conv, torch.nn.Conv2d) and out_conv.bias is not None
+    out_conv.bias += (V_SCORE if v else EPS_SCORE) - score

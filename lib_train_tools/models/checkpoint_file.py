@@ -14,6 +14,7 @@ Python objects it would build ("contains Python objects besides tensors (<global
 
 from __future__ import annotations
 
+import abc
 import io
 import json
 import os
@@ -21,6 +22,7 @@ import pickletools
 import re
 import zipfile
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -96,11 +98,16 @@ class TensorFile:
         self.close()
 
 
-class _Backend:
+class _Backend(abc.ABC):
+    @abc.abstractmethod
     def keys(self) -> list[str]: ...
+    @abc.abstractmethod
     def shape(self, key: str) -> tuple[int, ...]: ...
+    @abc.abstractmethod
     def metadata(self) -> dict[str, str]: ...
+    @abc.abstractmethod
     def tensor(self, key: str) -> torch.Tensor: ...
+    @abc.abstractmethod
     def close(self) -> None: ...
 
 
@@ -309,9 +316,9 @@ def pickle_globals(stream) -> list[str] | None:
             elif name == "MEMOIZE":
                 memo[len(memo)] = last
             elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                memo[arg] = last
+                memo[cast(int, arg)] = last   # the memo index of these opcodes is an int
             elif name in ("GET", "BINGET", "LONG_BINGET"):
-                last = memo.get(arg)
+                last = memo.get(cast(int, arg))
                 if isinstance(last, str):
                     strings.append(last)
             elif name != "FRAME":

@@ -254,5 +254,7 @@ FAMILY_DETECTORS: tuple[Callable[[_Keys], Architecture | None], ...] = (_claim_s
 
 
 def _family_of(claim: Callable[[_Keys], Architecture | None]) -> str:
-    return {_claim_sdxl: "SDXL", _claim_sd2: "SD2.x", _claim_sd1: "SD1.x"}.get(claim, "a known family")
+    names: dict[Callable[[_Keys], Architecture | None], str] = {
+        _claim_sdxl: "SDXL", _claim_sd2: "SD2.x", _claim_sd1: "SD1.x"}
+    return names.get(claim, "a known family")
 

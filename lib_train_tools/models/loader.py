@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -25,6 +27,8 @@ from .unet import UNetModel
 from .vae import AutoencoderKL
 
 PARTS = ("unet", "vae", "text_encoders")
+
+_Part = TypeVar("_Part", bound=nn.Module)
 
 
 @dataclass
@@ -96,7 +100,7 @@ def _load_text_encoder(f: TensorFile, slot: TextEncoderSlot, dtype: torch.dtype,
     return _assemble(f.path, "text encoder", lambda: CLIPTextModel(slot.config), state)
 
 
-def _assemble(path: str, part: str, build, state: dict[str, torch.Tensor]) -> nn.Module:
+def _assemble(path: str, part: str, build: Callable[[], _Part], state: dict[str, torch.Tensor]) -> _Part:
     """Build ``part`` on the meta device and give it the file's tensors without copying them."""
     with torch.device("meta"):
         module = build()

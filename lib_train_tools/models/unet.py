@@ -8,6 +8,7 @@ follows from the per-level transformer depths in ``UNetConfig``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -212,7 +213,7 @@ class UNetModel(nn.Module):
 
     # ------------------------------------------------------------------ forward
 
-    def _run(self, block: TimestepBlock, h: Tensor, emb: Tensor, context: Tensor | None) -> Tensor:
+    def _run(self, block: nn.Module, h: Tensor, emb: Tensor, context: Tensor | None) -> Tensor:
         if self.gradient_checkpointing and torch.is_grad_enabled():
             return checkpoint(block, h, emb, context, use_reentrant=False)
         return block(h, emb, context)
@@ -222,7 +223,7 @@ class UNetModel(nn.Module):
         ``context`` [B, T, context_dim] and, for SDXL, ``y`` [B, adm_in_channels]. Output has x's dtype."""
         # 0. check the inputs and bring them to the weights' dtype
         self._check_inputs(x, context, y)
-        dtype = self.time_embed[0].weight.dtype
+        dtype = cast(nn.Linear, self.time_embed[0]).weight.dtype
         t = _batch_timesteps(timesteps, x.shape[0], x.device)
         h = x.to(dtype)
         context = None if context is None else context.to(dtype)
@@ -230,6 +231,7 @@ class UNetModel(nn.Module):
         # 1. time embedding, plus the pooled-text/size vector for SDXL
         emb = self.time_embed(timestep_embedding(t, self.config.model_channels).to(dtype))
         if self.config.adm_in_channels > 0:
+            assert y is not None  # _check_inputs demands y when adm_in_channels > 0
             emb = emb + self.label_emb(y.to(dtype))
 
         # 2. down path, keeping every block's output for the skip connections

@@ -3,7 +3,7 @@
 A file holds, per module name, exactly ``<name>.lora_down.weight``, ``<name>.lora_up.weight`` and
 ``<name>.alpha`` (a 0-dim float), plus a flat str->str metadata header. Nothing else may be in it:
 diffusers refuses a kohya file with any other tensor. Writing goes to a temporary file in the target
-folder (``projects.atomic.temporary_sibling``'s scheme) that is then renamed over the target, so a
+folder (``atomic.atomic_path``, ``.tt-tmp-...``) that is then renamed over the target, so a
 crash never leaves a half-written LoRA behind; a failed write removes it. A LoRA whose tensors are
 not all finite (NaN or infinite) is never written: ``NonFiniteTensors`` says which.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Union
@@ -19,7 +18,7 @@ from typing import Callable, Mapping, Union
 import torch
 from torch import Tensor, nn
 
-from ..projects.atomic import temporary_sibling
+from ..atomic import atomic_path
 
 PARTS = ("lora_down.weight", "lora_up.weight", "alpha")
 TORCH_SUFFIXES = (".pt", ".ckpt", ".bin")
@@ -174,19 +173,10 @@ def save_lora(path: PathLike, network: nn.Module | Mapping[str, Tensor], metadat
         metadata = add_hashes(tensors, metadata)
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path)
-    try:
-        # The usual permissions of a new file here (0o666 less the umask): recent safetensors
-        # versions write owner-only (0600) files, which a WebUI running as another user cannot read.
-        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        mode = stat.S_IMODE(os.stat(tmp).st_mode)
+    # atomic_path keeps the usual permissions of a new file (0o666 less the umask): recent safetensors
+    # versions write owner-only (0600) files, which a WebUI running as another user cannot read.
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=dict(metadata))
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

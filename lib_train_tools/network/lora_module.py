@@ -8,6 +8,8 @@ takes it away again, so the model's own ``state_dict`` keys never change and the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -31,8 +33,17 @@ class LinearAsConv1x1(nn.Module):
         return F.linear(x, self.weight.flatten(1))
 
 
+Projection = nn.Linear | nn.Conv2d | LinearAsConv1x1
+
+
 class LoRAModule(nn.Module):
     """A LoRA (LoCon for kxk convolutions) branch for one ``nn.Linear`` or ``nn.Conv2d``."""
+
+    lora_down: Projection
+    lora_up: Projection
+    alpha: Tensor                  # a buffer
+    layer: nn.Linear | nn.Conv2d   # set through __dict__ (see __init__); _make_projections rejects other layers
+    _base_forward: Callable[[Tensor], Tensor] | None
 
     def __init__(self, name: str, layer: nn.Module, rank: int, alpha: float | None = None,
                  multiplier: float = 1.0, dropout: float = 0.0, rank_dropout: float = 0.0,
@@ -47,7 +58,7 @@ class LoRAModule(nn.Module):
         self.dropout = dropout
         self.rank_dropout = rank_dropout
         self.module_dropout = module_dropout
-        device = layer.weight.device
+        device = cast(Tensor, layer.weight).device
         self.lora_down, self.lora_up = _make_projections(layer, rank, store_as_conv, device, dtype)
         nn.init.kaiming_uniform_(self.lora_down.weight, a=math.sqrt(5))
         nn.init.zeros_(self.lora_up.weight)
@@ -67,22 +78,25 @@ class LoRAModule(nn.Module):
     def applied(self) -> bool:
         return self._base_forward is not None
 
-    def apply(self) -> None:
+    # Shadows nn.Module.apply(fn) on purpose: the adapter's public verb, used by callers and tests.
+    def apply(self) -> None:  # type: ignore[override]
         """Route the wrapped layer's forward through this adapter (no-op when already applied)."""
         if self.applied:
             return
         layer = self.layer
         self._had_instance_forward = "forward" in layer.__dict__
         self._base_forward = layer.forward
-        layer.forward = self.forward
+        # An instance attribute shadowing the class's forward, on purpose (mypy forbids assigning to a method).
+        layer.forward = self.forward  # type: ignore[method-assign, assignment]
 
     def remove(self) -> None:
         """Give the wrapped layer its own forward back."""
-        if not self.applied:
+        base_forward = self._base_forward
+        if base_forward is None:  # not applied
             return
         layer = self.layer
         if self._had_instance_forward:
-            layer.forward = self._base_forward
+            layer.forward = base_forward  # type: ignore[method-assign, assignment]  # as in apply()
         else:
             del layer.forward
         self._base_forward = None
@@ -140,17 +154,19 @@ class LoRAModule(nn.Module):
 
 
 def _make_projections(layer: nn.Module, rank: int, store_as_conv: bool, device,
-                      dtype: torch.dtype) -> tuple[nn.Module, nn.Module]:
+                      dtype: torch.dtype) -> tuple[Projection, Projection]:
     kw = {"device": device, "dtype": dtype}
     if isinstance(layer, nn.Linear):
         if store_as_conv:
             return LinearAsConv1x1(layer.in_features, rank, **kw), LinearAsConv1x1(rank, layer.out_features, **kw)
-        down = nn.Linear(layer.in_features, rank, bias=False, **kw)
-        return down, nn.Linear(rank, layer.out_features, bias=False, **kw)
+        linear_down = nn.Linear(layer.in_features, rank, bias=False, **kw)
+        return linear_down, nn.Linear(rank, layer.out_features, bias=False, **kw)
     if isinstance(layer, nn.Conv2d):
         if layer.groups != 1:
             raise ValueError(f"LoRA: grouped convolutions are not supported ({layer})")
-        down = nn.Conv2d(layer.in_channels, rank, layer.kernel_size, layer.stride, layer.padding,
-                         layer.dilation, bias=False, **kw)
+        # Conv2d keeps its 2-tuples typed as tuple[int, ...]; they are the pairs it was built from.
+        down = nn.Conv2d(layer.in_channels, rank, cast("tuple[int, int]", layer.kernel_size),
+                         cast("tuple[int, int]", layer.stride), cast("str | tuple[int, int]", layer.padding),
+                         cast("tuple[int, int]", layer.dilation), bias=False, **kw)
         return down, nn.Conv2d(rank, layer.out_channels, 1, bias=False, **kw)
     raise TypeError(f"LoRA: can only wrap nn.Linear or nn.Conv2d, got {type(layer).__name__}")

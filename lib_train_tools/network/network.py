@@ -62,6 +62,8 @@ class NetworkConfig:
     def rank_alpha(self, target: LoRATarget) -> tuple[int, float | None]:
         """kohya's rule: kxk convolutions use conv_dim/conv_alpha, everything else network_dim/alpha."""
         if target.spatial_kernel:
+            # kxk convolutions are LoCon targets, which LoRANetwork only asks about when conv_dim is set.
+            assert self.conv_dim is not None, f"{target.name}: a kxk convolution needs conv_dim"
             return self.conv_dim, 1.0 if self.conv_alpha is None else self.conv_alpha
         return self.network_dim, self.network_alpha
 
@@ -114,7 +116,8 @@ class LoRANetwork(nn.Module):
             counts[prefix] = counts.get(prefix, 0) + 1
         return counts
 
-    def apply(self) -> None:
+    # Shadows nn.Module.apply(fn) on purpose: the network's public verb, used by callers and tests.
+    def apply(self) -> None:  # type: ignore[override]
         """Route every target layer through its adapter."""
         for module in self.loras():
             module.apply()
@@ -248,6 +251,7 @@ def create_network_from_weights(unet: UNetModel | None, text_encoders: Sequence[
     modules, label = _read_modules(weights)
     dims = lora_dims(modules)
     fallback_dim = dims.network_dim or dims.conv_dim
+    assert fallback_dim is not None  # group_modules rejects a file without modules, so one of them is set
     fallback_alpha = dims.network_alpha if dims.network_dim else dims.conv_alpha
     config = NetworkConfig(fallback_dim, fallback_alpha, dims.conv_dim, dims.conv_alpha, dropout, rank_dropout,
                            module_dropout, train_unet, train_text_encoder, multiplier)

@@ -5,7 +5,7 @@ WebUI's ``outputs/train_tools/`` or a folder given to the standalone app). Nothi
 the WebUI or gradio.
 """
 
-from .atomic import FileLock, LockTimeout, atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..atomic import FileLock, LockTimeout, atomic_write_bytes, atomic_write_json, atomic_write_text
 from .layout import VersionPaths
 from .names import InvalidNameError, validate_name
 from .settings import load_settings, save_settings, update_settings

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import FileLock
+from ..atomic import FileLock
 
 PROCESSED_FOLDER_PATTERN = re.compile(r"^(\d+)_(.+)$")
 
@@ -96,4 +96,5 @@ class VersionPaths:
         folder = self.processed_dir()
         if folder is None:
             return None
-        return int(PROCESSED_FOLDER_PATTERN.match(folder.name).group(1))
+        match = PROCESSED_FOLDER_PATTERN.match(folder.name)
+        return int(match.group(1)) if match else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .atomic import atomic_write_json, read_json
+from ..atomic import atomic_write_json, read_json
 from .layout import VersionPaths
 
 

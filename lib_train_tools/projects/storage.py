@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .atomic import FileLock, atomic_write_json, create_json_once, read_json
+from ..atomic import FileLock, atomic_write_json, create_json_once, read_json
 from .layout import VersionPaths
 from .names import validate_name
 

@@ -29,3 +29,10 @@ class ReuseBaseCells:
         else:
             self._images[key] = self.renderer.render(request)
         return self._images[key].copy()
+
+    def release(self) -> None:
+        """The wrapped renderer lets go of what it holds (the kept images go with this object)."""
+        self.renderer.release()
+
+    def close(self) -> None:
+        self.renderer.close()

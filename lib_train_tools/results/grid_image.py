@@ -18,6 +18,9 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+# load_default gives the scalable FreeType font (Pillow >= 10.1) or the fixed bitmap font.
+Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
+
 BACKGROUND = (255, 255, 255)
 TEXT_COLOUR = (0, 0, 0)
 EMPTY_CELL = (230, 230, 230)
@@ -55,7 +58,7 @@ class GridLayout:
         return x, y, x + self.cell_width, y + self.cell_height
 
 
-def load_font(size: int) -> ImageFont.ImageFont:
+def load_font(size: int) -> Font:
     """Pillow's default font at ``size`` where supported, else its fixed bitmap font."""
     try:
         return ImageFont.load_default(size=size)
@@ -65,7 +68,7 @@ def load_font(size: int) -> ImageFont.ImageFont:
 
 def compose_grid(cells: Sequence[Sequence[Image.Image | None]], row_labels: Sequence[str],
                  col_labels: Sequence[str], title: str = "", column_groups: Sequence[tuple[str, int]] = (),
-                 font: ImageFont.ImageFont | None = None) -> Image.Image:
+                 font: Font | None = None) -> Image.Image:
     """The labelled grid of ``cells[row][col]`` (None: an empty grey cell).
 
     ``column_groups``: (label, number of columns) pairs covering all columns, drawn above the
@@ -101,7 +104,7 @@ def compose_grid(cells: Sequence[Sequence[Image.Image | None]], row_labels: Sequ
 
 def plan_grid(rows: int, cols: int, cell_width: int, cell_height: int, row_labels: Sequence[str],
               col_labels: Sequence[str], title: str, column_groups: Sequence[tuple[str, int]],
-              font: ImageFont.ImageFont) -> GridLayout:
+              font: Font) -> GridLayout:
     """The band sizes for these labels in ``font``."""
     pad, line = _padding(font), _line_height(font)
     left = 2 * pad + max((_text_width(font, part) for label in row_labels for part in label.split("\n")), default=0)
@@ -143,29 +146,29 @@ def _paste(grid: Image.Image, cell: Image.Image | None, box: tuple[int, int, int
     grid.paste(cell.convert("RGB"), (x, y))
 
 
-def _drawable(text: str, font: ImageFont.ImageFont) -> str:
+def _drawable(text: str, font: Font) -> str:
     """The bitmap font encodes text as Latin-1; anything else would raise, so it becomes "?"."""
     if isinstance(font, ImageFont.FreeTypeFont):
         return text
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
-def _text_width(font: ImageFont.ImageFont, text: str) -> int:
+def _text_width(font: Font, text: str) -> int:
     left, _, right, _ = font.getbbox(_drawable(text, font))
     return int(right - left)
 
 
-def _line_height(font: ImageFont.ImageFont) -> int:
+def _line_height(font: Font) -> int:
     _, top, _, bottom = font.getbbox("Ag|")
     return int(bottom - min(top, 0)) + max(2, _padding(font) // 2)
 
 
-def _padding(font: ImageFont.ImageFont) -> int:
+def _padding(font: Font) -> int:
     size = getattr(font, "size", MIN_FONT_SIZE)
     return max(4, int(size) // 2)
 
 
-def _wrap(text: str, font: ImageFont.ImageFont, width: int, max_lines: int) -> list[str]:
+def _wrap(text: str, font: Font, width: int, max_lines: int) -> list[str]:
     """Greedy word wrap to ``width`` pixels (long words, e.g. Japanese, break between characters);
     the last of ``max_lines`` lines ends with "..." when text is left over."""
     lines: list[str] = []
@@ -193,7 +196,7 @@ def _wrap(text: str, font: ImageFont.ImageFont, width: int, max_lines: int) -> l
     return lines or [""]
 
 
-def _centred(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont, box: tuple[int, int, int, int]) -> None:
+def _centred(draw: ImageDraw.ImageDraw, text: str, font: Font, box: tuple[int, int, int, int]) -> None:
     text = _drawable(text, font)
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     x = box[0] + (box[2] - box[0] - (right - left)) // 2 - left
@@ -201,7 +204,7 @@ def _centred(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont, bo
     draw.text((x, y), text, fill=TEXT_COLOUR, font=font)
 
 
-def _centred_lines(draw: ImageDraw.ImageDraw, lines: list[str], font: ImageFont.ImageFont,
+def _centred_lines(draw: ImageDraw.ImageDraw, lines: list[str], font: Font,
                    box: tuple[int, int, int, int]) -> None:
     line = _line_height(font)
     y0 = box[1] + (box[3] - box[1] - line * len(lines)) // 2

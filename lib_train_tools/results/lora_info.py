@@ -17,7 +17,7 @@ import struct
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, overload
 
 SD_VERSIONS = ("SD1", "SD2", "SDXL", "Unknown")
 MAX_HEADER_BYTES = 100 * 1024 * 1024   # safetensors' own limit
@@ -113,6 +113,10 @@ def top_tags(metadata: Mapping[str, str], limit: int = TOP_TAGS) -> tuple[tuple[
     return tuple(ordered[:limit])
 
 
+@overload
+def _number(text: str | None, kind: type[int]) -> int | None: ...
+@overload
+def _number(text: str | None, kind: type[float]) -> float | None: ...
 def _number(text: str | None, kind: type) -> int | float | None:
     """``text`` as ``kind``; None for "None", empty or unparsable values (sd-scripts writes "None")."""
     if text is None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..projects.atomic import FileLock, atomic_write_json, read_json
+from ..atomic import FileLock, atomic_write_json, read_json
 
 OUTCOMES_FILE = "outcomes.json"
 LOCK_FILE = ".outcomes.lock"

@@ -19,12 +19,12 @@ from typing import Callable, Iterator
 import torch
 from PIL import Image
 
+from ..contracts import PreviewCell
 from ..models.loader import StableDiffusionModels, load_checkpoint
 from ..network.lora_file import read_lora
 from ..network.network import LoRANetwork, create_network_from_weights
 from ..train.sample_images import generate_sample
 from ..train.sample_prompts import SamplePrompt
-from .preview import CellRequest
 
 FileKey = tuple[str, int, int]   # resolved path, mtime (ns), size: a rewritten file is read again
 
@@ -43,7 +43,7 @@ class OwnSamplerRenderer:
         self._base: tuple[FileKey, StableDiffusionModels] | None = None
         self._network: tuple[FileKey, FileKey, LoRANetwork] | None = None
 
-    def render(self, request: CellRequest) -> Image.Image:
+    def render(self, request: PreviewCell) -> Image.Image:
         """The image of one cell; the base model is unchanged afterwards."""
         prompt = SamplePrompt(request.prompt, request.negative_prompt, request.width, request.height,
                               request.seed, request.steps, request.cfg_scale, request.sampler)
@@ -92,6 +92,7 @@ class OwnSamplerRenderer:
             network.remove()
 
     def _lora_network(self, models: StableDiffusionModels, path: Path) -> LoRANetwork:
+        assert self._base is not None  # _base_models loaded it for this render
         base_key, key = self._base[0], _file_key(path)
         if self._network is None or self._network[:2] != (base_key, key):
             self._network = None
@@ -117,6 +118,7 @@ def build_network(models: StableDiffusionModels, path: Path) -> LoRANetwork:
 
 @contextlib.contextmanager
 def _forked_rng(models: StableDiffusionModels) -> Iterator[None]:
+    assert models.unet is not None  # the renderer loads whole checkpoints
     device = next(models.unet.parameters()).device
     cuda = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):

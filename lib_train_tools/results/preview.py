@@ -29,10 +29,10 @@ from typing import Callable, Sequence
 
 from PIL import Image
 
+from ..atomic import atomic_write_json, read_json
 from ..contracts import PreviewRenderer
 from ..models.checkpoint_file import CheckpointError
 from ..models.loader import load_architecture
-from ..projects.atomic import atomic_write_json, read_json
 from ..train.config_checks import ConfigError
 from ..train.config_toml import flatten_tables, read_toml_file
 from ..train.params import PARAMS_BY_NAME

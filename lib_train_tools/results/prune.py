@@ -21,7 +21,9 @@ def prune_checkpoints(run_dir: Path, output_name: str, keep_last_n: int) -> list
     for path in Path(run_dir).glob(f"*{LORA_SUFFIX}"):
         found = classify_checkpoint(path.name, output_name)
         if found is not None and found[0] in by_kind and path.is_file() and not path.name.startswith("."):
-            by_kind[found[0]].append((found[1], path))
+            kind, number = found
+            assert number is not None  # only "final" files have no number, and they are not pruned
+            by_kind[kind].append((number, path))
     deleted = []
     for files in by_kind.values():
         for _, path in sorted(files, reverse=True)[keep_last_n:]:

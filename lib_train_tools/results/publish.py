@@ -26,7 +26,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from ..projects.atomic import atomic_path, atomic_write_text
+from ..atomic import atomic_path, atomic_write_text
 from ..projects.names import MAX_NAME_BYTES, MAX_NAME_CHARS, InvalidNameError, validate_name
 from .lora_info import SD_VERSIONS, LoraInfoError, read_lora_info
 

@@ -7,12 +7,15 @@ A run folder (``<version>/trains/<run>/``) is written by the job service and the
     progress.jsonl                protocol events (read only through ``train.protocol.parse_event``)
     <name>-000001.safetensors     a LoRA per saved epoch; ``<name>-step00000100`` per saved step
     <name>.safetensors            the final LoRA
-    <name>-state/                 the resumable training state
+    <name>-state/                 the resumable training state (a killed save may leave it
+                                  incomplete, or the complete one under a temporary name)
     sample/*.png                  sample images rendered while training
     preview/<timestamp>/grid.png  preview grids (``results.preview``)
 
-Nothing here imports the job service: the files are the contract. Reading never raises for a
-damaged or half-written file; what could not be read is listed in ``RunInfo.problems``.
+Nothing here imports the job service: the files are the contract. ``state_dir`` is the newest
+complete state (``train.state_folders``, as the queue decides what a resume starts from). Reading
+never raises for a damaged or half-written file; what could not be read is listed in
+``RunInfo.problems``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ..train.config_checks import ConfigError
 from ..train.config_toml import flatten_tables, read_toml_file
 from ..train.params import PARAMS_BY_NAME
 from ..train.protocol import CheckpointEvent, DoneEvent, ErrorEvent, StartEvent, StepEvent, WarningEvent, parse_event
+from ..train.state_folders import newest_complete_state
 from .lora_info import LoraInfo, LoraInfoError, read_lora_info
 
 JOB_FILE = "job.json"
@@ -90,7 +94,7 @@ class RunInfo:
     progress: ProgressSummary
     job: dict[str, Any] = field(default_factory=dict)
     created: float = 0.0
-    state_dir: Path | None = None
+    state_dir: Path | None = None      # the newest complete state folder: what a resume starts from
     problems: tuple[str, ...] = ()
 
     @property
@@ -124,13 +128,12 @@ def read_run(run_dir: Path) -> RunInfo:
     checkpoints = list_checkpoints(run_dir, output_name, progress)
     final = next((c for c in checkpoints if c.kind == "final"), None)
     problems += [f"{c.path.name}: header unreadable" for c in checkpoints if c.lora is None]
-    state = run_dir / f"{output_name}-state"
     return RunInfo(
         name=run_dir.name, dir=run_dir, status=run_status(job, progress, final is not None),
         output_name=output_name, settings=settings, checkpoints=[c for c in checkpoints if c.kind != "final"],
         final=final, samples=_images(run_dir / SAMPLE_FOLDER), previews=_preview_grids(run_dir),
         progress=progress, job=job, created=_created(run_dir, job, progress),
-        state_dir=state if state.is_dir() else None, problems=tuple(problems),
+        state_dir=newest_complete_state(run_dir, output_name), problems=tuple(problems),
     )
 
 
@@ -258,7 +261,8 @@ def _guess_output_name(run_dir: Path) -> str:
 
 
 def _base_of(stem: str) -> str:
-    return _ANY_TAIL.match(stem).group("base")
+    match = _ANY_TAIL.match(stem)
+    return match.group("base") if match else stem
 
 
 def _images(folder: Path) -> list[Path]:

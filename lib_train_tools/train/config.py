@@ -15,9 +15,9 @@ import argparse
 import ast
 import dataclasses
 import os
-import secrets
 from typing import Any, Iterable
 
+from ..atomic import atomic_path
 from .config_checks import ConfigError, config_problems, parse_resolution, validate
 from .config_toml import dumps_tables, flatten_tables, read_toml_file
 from .params import GROUPS, PARAMS, PARAMS_BY_NAME, Param, network_arg_params
@@ -306,16 +306,10 @@ def to_toml(cfg: TrainConfig, only_changed: bool = False) -> str:
     return dumps_tables(tables, _TOML_HEADER)
 
 
-def save_config(cfg: TrainConfig, path: str) -> None:
-    """Write `to_toml(cfg)` to `path` atomically (temporary file in the same folder, then rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    # not mkstemp: its files are owner-only (0600); this one gets the usual umask permissions
-    temp_path = os.path.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(4)}.toml")
-    try:
-        with open(temp_path, "x", encoding="utf-8", newline="\n") as out:
-            out.write(to_toml(cfg))
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.remove(temp_path)
-        raise
+def save_config(cfg: TrainConfig, path: str | os.PathLike) -> None:
+    """Write `to_toml(cfg)` to `path` atomically (temporary file in the same folder, then rename);
+    it gets the usual permissions of a new file (0o666 less the umask)."""
+    text = to_toml(cfg)
+    with atomic_path(path) as temp_path:
+        with open(temp_path, "w", encoding="utf-8", newline="\n") as out:
+            out.write(text)

@@ -25,7 +25,7 @@ def load_toml_text(text: str, source: str) -> dict[str, Any]:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([f"{source} is not valid TOML: {exc}"], source) from exc
-    import toml
+    import toml  # type: ignore[import-untyped]  # no types-toml in the requirements; only Python 3.10 gets here
 
     try:
         return toml.loads(text)

@@ -18,6 +18,7 @@ bias, an input that needs a gradient, at most ``MAX_POSITIONS`` output positions
 from __future__ import annotations
 
 import functools
+from typing import TypeGuard, cast
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +64,8 @@ def _applies(layer: nn.Conv2d, x: Tensor, weight: Tensor, bias: Tensor | None) -
 
 def _output_size(layer: nn.Conv2d, x: Tensor, axis: int) -> int:
     reach = layer.dilation[axis] * (layer.kernel_size[axis] - 1) + 1
-    return (x.shape[2 + axis] + 2 * layer.padding[axis] - reach) // layer.stride[axis] + 1
+    padding = cast("tuple[int, ...]", layer.padding)  # eligible() leaves out string padding ("same")
+    return (x.shape[2 + axis] + 2 * padding[axis] - reach) // layer.stride[axis] + 1
 
 
 def conv_forward(layer: nn.Conv2d, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -73,7 +75,7 @@ def conv_forward(layer: nn.Conv2d, x: Tensor, weight: Tensor, bias: Tensor | Non
     return nn.Conv2d._conv_forward(layer, x, weight, bias)
 
 
-def eligible(layer: nn.Module) -> bool:
+def eligible(layer: nn.Module) -> TypeGuard[nn.Conv2d]:
     return (type(layer) is nn.Conv2d and layer.groups == 1 and layer.padding_mode == "zeros"
             and not isinstance(layer.padding, str))
 
@@ -83,6 +85,7 @@ def install(model: nn.Module) -> int:
     count = 0
     for layer in model.modules():
         if eligible(layer):
-            layer._conv_forward = functools.partial(conv_forward, layer)
+            # An instance attribute shadowing Conv2d._conv_forward, on purpose (mypy forbids assigning to a method).
+            layer._conv_forward = functools.partial(conv_forward, layer)  # type: ignore[method-assign]
             count += 1
     return count

@@ -29,13 +29,22 @@ Expect real use to differ by +-30 %: kernels, allocator and drivers vary.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 from .config_checks import parse_resolution
 
 MB = 2**20
 TEXT_TOKENS = 77
+
+
+class _PartCounts(TypedDict):
+    unet: int
+    text_encoders: tuple[int, ...]
+    vae: int
+
+
 # Parameter counts of the released configs (SD1 U-Net 859.5M, CLIP-L 123.1M, SDXL U-Net 2.57G ...).
-PARAMETER_COUNTS = {
+PARAMETER_COUNTS: dict[str, _PartCounts] = {
     "sd1": {"unet": 859_520_964, "text_encoders": (123_060_480,), "vae": 83_653_863},
     "sd2": {"unet": 865_910_724, "text_encoders": (340_387_840,), "vae": 83_653_863},
     "sdxl": {"unet": 2_567_463_684, "text_encoders": (123_060_480, 694_659_840), "vae": 83_653_863},

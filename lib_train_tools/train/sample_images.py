@@ -21,10 +21,12 @@ import torch
 from PIL import Image, PngImagePlugin
 from torch import nn
 
+from ..atomic import atomic_path
 from ..models.loader import StableDiffusionModels
 from ..models.text_conditioning import encode_sd, encode_sdxl, sdxl_time_ids
 from ..models.tokenizer import PAD_TOKEN_BY_LAYOUT, ClipTokenizer
-from ..models.unet import sdxl_size_embedding
+from ..models.unet import UNetModel, sdxl_size_embedding
+from ..models.vae import AutoencoderKL
 from .sample_prompts import SamplePrompt
 from .sampling import SAMPLERS, CFGDenoiser, DiscreteDenoiser, model_sigmas, resolve_sampler
 
@@ -64,15 +66,16 @@ def generate_sample(models: StableDiffusionModels, prompt: SamplePrompt, sampler
                     max_token_length_windows: int = 1) -> Image.Image:
     """Render ``prompt`` (``sampler`` when the prompt names none). Models run in eval mode for the
     call and get their previous mode back. Any LoRA must already be applied by the caller."""
-    if models.unet is None or models.vae is None or not models.text_encoders:
+    unet, vae = models.unet, models.vae
+    if unet is None or vae is None or not models.text_encoders:
         raise SampleImageError(f"{models.path}: sample images need the U-Net, the VAE and the text encoders loaded")
     prompt, _ = resolve_prompt(prompt, sampler)
-    prompt = _fit_size(prompt, models)
+    prompt = _fit_size(prompt, unet, vae)
     device = torch.device(device)
-    with _eval_mode([models.unet, models.vae, *models.text_encoders]):
+    with _eval_mode([unet, vae, *models.text_encoders]):
         cond, uncond = _conditioning(models, prompt, device, dtype, clip_skip, max_token_length_windows)
-        latents = _sample_latents(models, prompt, cond, uncond, device, dtype)
-        pixels = models.vae.decode_latents(latents.to(dtype))
+        latents = _sample_latents(models, unet, vae, prompt, cond, uncond, device, dtype)
+        pixels = vae.decode_latents(latents.to(dtype))
     image = _to_pil(pixels[0])
     image.info[INFOTEXT_KEY] = infotext(prompt)
     return image
@@ -88,26 +91,16 @@ def save_sample(image: Image.Image, path: str | os.PathLike, prompt: SamplePromp
     text = image.info.get(INFOTEXT_KEY) or infotext(prompt)
     chunk = PngImagePlugin.PngInfo()
     chunk.add_text(INFOTEXT_KEY, text)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with atomic_path(path) as tmp:
         image.save(tmp, format="PNG", pnginfo=chunk)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
-def _fit_size(prompt: SamplePrompt, models: StableDiffusionModels) -> SamplePrompt:
+def _fit_size(prompt: SamplePrompt, unet: UNetModel, vae: AutoencoderKL) -> SamplePrompt:
     """Round the size down to what the U-Net can take: latent sides divisible by its downscale."""
-    multiple = _vae_downscale(models) * models.unet.config.downscale
+    multiple = vae.config.downscale * unet.config.downscale
     width, height = (max(multiple, side - side % multiple) for side in (prompt.width, prompt.height))
     return replace(prompt, width=width, height=height)
-
-
-def _vae_downscale(models: StableDiffusionModels) -> int:
-    return models.vae.config.downscale
 
 
 def _conditioning(models: StableDiffusionModels, prompt: SamplePrompt, device: torch.device, dtype: torch.dtype,
@@ -129,19 +122,19 @@ def _conditioning(models: StableDiffusionModels, prompt: SamplePrompt, device: t
             {"context": context[1:], "y": None if y is None else y[1:]})
 
 
-def _sample_latents(models: StableDiffusionModels, prompt: SamplePrompt, cond: dict, uncond: dict,
-                    device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def _sample_latents(models: StableDiffusionModels, unet: UNetModel, vae: AutoencoderKL, prompt: SamplePrompt,
+                    cond: dict, uncond: dict, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    assert prompt.sampler is not None and prompt.seed is not None  # resolve_prompt fills both
     spec = SAMPLERS[prompt.sampler]
     table = model_sigmas().to(device)
     sigmas = spec.schedule(prompt.steps, table.cpu()).to(device)
-    unet = models.unet
 
     def model_fn(x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, y: torch.Tensor | None = None):
         return unet(x.to(dtype), t, context, y)
 
     denoiser = CFGDenoiser(DiscreteDenoiser(model_fn, table, models.v_prediction))
     generator = torch.Generator(device="cpu").manual_seed(prompt.seed)
-    scale = _vae_downscale(models)
+    scale = vae.config.downscale
     shape = (1, unet.config.in_channels, prompt.height // scale, prompt.width // scale)
     x = torch.randn(shape, generator=generator).to(device) * sigmas[0]
     extra = {"cond": cond, "uncond": uncond, "cond_scale": prompt.cfg_scale}

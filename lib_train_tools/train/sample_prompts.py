@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import toml
+import toml  # type: ignore[import-untyped]  # types-toml is not in the requirements
 
 DEFAULT_SIZE = 512
 MIN_SIZE = 64

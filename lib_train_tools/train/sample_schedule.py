@@ -28,8 +28,8 @@ def maybe_sample(s, progress, epoch: int, step: int, epoch_end: bool) -> list[Pa
     if not s.dist.is_main or not is_due(s.cfg, epoch, step, epoch_end):
         return []
     prompts = load_sample_prompts(s.cfg.sample_prompts, *s.resolution)
-    for warning in prompts.warnings:
-        progress.warning(warning)
+    for note in prompts.warnings:
+        progress.warning(note)
     tag = f"e{epoch + 1:06d}" if epoch_end else f"{step:06d}"
     stamp = time.strftime("%Y%m%d%H%M%S")
     written = []
@@ -40,6 +40,7 @@ def maybe_sample(s, progress, epoch: int, step: int, epoch_end: bool) -> list[Pa
             prompt, warning = resolve_prompt(prompt, s.cfg.sample_sampler)
             if warning:
                 progress.warning(warning)
+            assert prompt.sampler is not None  # resolve_prompt always names the sampler
             image = generate_sample(s.models, prompt, prompt.sampler, s.device, s.weight_dtype,
                                     s.settings.clip_skip, s.settings.token_windows)
             path = s.output_dir / "sample" / f"{s.output_name}_{tag}_{index:02d}_{stamp}_{prompt.seed}.png"

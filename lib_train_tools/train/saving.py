@@ -5,7 +5,7 @@ and ``<name>.safetensors``. The training state (``<name>-state/``) holds the LoR
 optimizer and scheduler states and the position in the run; with per-step seeding that is all a
 resumed run needs to end with the same weights as an uninterrupted one.
 
-Every file is written under a temporary name (``.tt-tmp-...``, ``projects.atomic.temporary_sibling``)
+Every file is written under a temporary name (``.tt-tmp-...``, ``atomic.temporary_sibling``)
 and renamed, so a crash never leaves a half-written file; a failed write removes its temporary, and
 the next run removes what a killed one left (``clean_leftovers``). Nothing whose tensors are not all
 finite is written (``NonFiniteWeights``), and a write that fails for want of space says how much
@@ -28,17 +28,16 @@ from typing import Any
 
 import torch
 
-from ..jobs.state_folders import STATE_FILE, newest_complete_state, state_info, state_leftovers
+from ..atomic import temporary_sibling, temporary_target
 from ..network.lora_file import NonFiniteTensors, save_lora
-from ..projects.atomic import temporary_sibling, temporary_target
 from .config import to_dict
 from .config_checks import ConfigError
 from .data import summarise_dataset
 from .lora_metadata import build_metadata
 from .model_hashes import add_sshs_hashes, base_model_hashes
+from .state_folders import STATE_FILE, STATE_SUFFIX, newest_complete_state, state_info, state_leftovers
 
 SAVE_DTYPES = {None: torch.float32, "float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-STATE_SUFFIX = "-state"
 METADATA_BYTES = 256 << 10    # an allowance for a LoRA file's header (tag frequencies)
 STATE_INFO_BYTES = 64 << 10   # the same for the state's train_state.json and the pickle's bookkeeping
 SPACE_MARGIN = 1 << 20        # below this much spare room a failed write is put down to a full disk
@@ -324,8 +323,9 @@ def resolve_resume(path: str | os.PathLike) -> tuple[Path, str | None]:
                    "the save that wrote it was interrupted) and no complete earlier state is next to it; "
                    "start a new run instead")
         raise ConfigError([problem])
+    info = state_info(newest) or {}  # newest_complete_state read it as complete
     return newest, (f"{folder.name} is missing or incomplete (an interrupted save); resuming from {newest}, "
-                    f"the newest complete state (step {state_info(newest)['step']})")
+                    f"the newest complete state (step {info.get('step')})")
 
 
 # ----- leftovers of killed saves -----

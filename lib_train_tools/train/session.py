@@ -68,6 +68,7 @@ class Session:
 
     @property
     def output_dir(self) -> Path:
+        assert self.cfg.output_dir is not None  # a required option (config_checks)
         return Path(self.cfg.output_dir)
 
     @property
@@ -99,6 +100,7 @@ def build_session(cfg: TrainConfig, dist: DistContext, log: Log) -> Session:
     weight_dtype = resolve_weight_dtype(cfg, device, log)
     seed = cfg.seed if cfg.seed is not None else random.randrange(2**31)
     path = cfg.pretrained_model_name_or_path
+    assert path is not None  # a required option (config_checks)
     family = load_architecture(path).family
     resolution = _resolution(cfg, family)
     dataset = TrainingDataset.from_folders(_data_options(cfg, resolution, seed))
@@ -110,6 +112,7 @@ def build_session(cfg: TrainConfig, dist: DistContext, log: Log) -> Session:
     torch.manual_seed(seed)  # LoRA down-projections are initialised from the global generator
     network = _make_network(cfg, models, log)
     if device.type == "cpu":
+        assert models.unet is not None  # _load_models always loads the U-Net
         frozen_conv.install(models.unet)
     if cfg.full_bf16 and weight_dtype == torch.bfloat16:
         network.to(torch.bfloat16)
@@ -143,6 +146,7 @@ def _load_models(cfg: TrainConfig, dataset: TrainingDataset, images: ImageEncodi
     before the U-Net and text encoders are loaded, so it never adds to the peak memory of training.
     """
     path = cfg.pretrained_model_name_or_path
+    assert path is not None  # a required option (config_checks)
     load = functools.partial(load_checkpoint, path, dtype=images.dtype, device=images.device)
     if not vae_needed_only_up_front(cfg):
         models = load(v_prediction=cfg.v_parameterization)
@@ -150,8 +154,10 @@ def _load_models(cfg: TrainConfig, dataset: TrainingDataset, images: ImageEncodi
         _encode_images(cfg, dataset, images, models.vae, dist, log)
         return models
     vae = load(parts=("vae",)).vae
+    assert vae is not None  # the one part asked for
     if images.device.type == "cpu":  # oneDNN encodes ~10% faster with channels-last weights
-        vae.to(memory_format=torch.channels_last)
+        # Module.to(memory_format=...) works but is missing from torch's overloads of to().
+        vae.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     _encode_images(cfg, dataset, images, vae, dist, log)
     del vae
     gc.collect()
@@ -193,6 +199,7 @@ def _data_options(cfg: TrainConfig, resolution: tuple[int, int], seed: int) -> D
         dropout_rate=cfg.caption_dropout_rate, tag_dropout_rate=cfg.caption_tag_dropout_rate,
         dropout_every_n_epochs=cfg.caption_dropout_every_n_epochs)
     extensions = tuple(dict.fromkeys([cfg.caption_extension, ".txt", ".caption"]))
+    assert cfg.train_data_dir is not None  # required (config_checks); the cli refuses dataset_config
     return DataOptions(train_dir=Path(cfg.train_data_dir), reg_dir=Path(cfg.reg_data_dir) if cfg.reg_data_dir else None,
                        caption_extensions=extensions, batch_size=cfg.train_batch_size, seed=seed, buckets=buckets,
                        captions=captions, flip_aug=cfg.flip_aug, random_crop=cfg.random_crop,
@@ -200,9 +207,10 @@ def _data_options(cfg: TrainConfig, resolution: tuple[int, int], seed: int) -> D
 
 
 def _make_network(cfg: TrainConfig, models: StableDiffusionModels, log: Log) -> LoRANetwork:
-    options = dict(dropout=cfg.network_dropout or 0.0, rank_dropout=cfg.rank_dropout or 0.0,
-                   module_dropout=cfg.module_dropout or 0.0, train_unet=not cfg.network_train_text_encoder_only,
-                   train_text_encoder=not cfg.network_train_unet_only)
+    options: dict[str, Any] = dict(
+        dropout=cfg.network_dropout or 0.0, rank_dropout=cfg.rank_dropout or 0.0,
+        module_dropout=cfg.module_dropout or 0.0, train_unet=not cfg.network_train_text_encoder_only,
+        train_text_encoder=not cfg.network_train_unet_only)
     if cfg.network_weights:  # continue training: ranks and alphas come from the file
         network = create_network_from_weights(models.unet, models.text_encoders, models.family,
                                               cfg.network_weights, **options)
@@ -212,6 +220,7 @@ def _make_network(cfg: TrainConfig, models: StableDiffusionModels, log: Log) -> 
                                  network_alpha=cfg.network_alpha, conv_dim=cfg.conv_dim, conv_alpha=cfg.conv_alpha,
                                  **options)
     network.apply()
+    assert models.unet is not None  # _load_models always loads the U-Net
     network.to(next(models.unet.parameters()).device)
     counts = ", ".join(f"{k} {v}" for k, v in network.module_counts().items())
     log(f"LoRA modules: {counts}")
@@ -253,6 +262,7 @@ def _encode_images(cfg: TrainConfig, dataset: TrainingDataset, images: ImageEnco
         def encode(pixels: torch.Tensor) -> torch.Tensor:
             return vae.encode_latents(pixels.to(images.device, images.dtype), generator=generator).float()
 
+        assert cfg.pretrained_model_name_or_path is not None  # a required option (config_checks)
         vae_id = f"{Path(cfg.pretrained_model_name_or_path).name}:{images.family}:scaled"
         images.cache = LatentCache(encode, vae_id, to_disk=cfg.cache_latents_to_disk)
         encoded = images.cache.fill(dataset.latent_jobs(), dist.rank, dist.world_size)

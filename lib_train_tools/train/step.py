@@ -64,13 +64,16 @@ def encode_batch(models, tokenizers, batch: TrainingBatch, settings: StepSetting
     """Scaled latents and U-Net conditioning for one batch."""
     if batch.latents is not None:
         latents = batch.latents.to(device, torch.float32)
-    elif moments is not None:
-        keys = [image_key(path, flip, pixels) for path, flip, pixels in zip(batch.paths, batch.flipped, batch.pixels)]
-        latents = moments.sample(models.vae, batch.pixels.to(device), keys, generator, dtype)
     else:
-        with torch.no_grad():
-            pixels = batch.pixels.to(device, dtype)
-            latents = models.vae.encode_latents(pixels, generator=generator).float()
+        assert batch.pixels is not None  # a batch has either latents or pixels
+        if moments is not None:
+            keys = [image_key(path, flip, pixels)
+                    for path, flip, pixels in zip(batch.paths, batch.flipped, batch.pixels)]
+            latents = moments.sample(models.vae, batch.pixels.to(device), keys, generator, dtype)
+        else:
+            with torch.no_grad():
+                pixels = batch.pixels.to(device, dtype)
+                latents = models.vae.encode_latents(pixels, generator=generator).float()
     if batch.text_outputs is not None:
         context, pooled = batch.text_outputs["context"].to(device), batch.text_outputs.get("pooled")
         pooled = pooled.to(device) if pooled is not None else None
@@ -78,6 +81,7 @@ def encode_batch(models, tokenizers, batch: TrainingBatch, settings: StepSetting
         context, pooled = encode_text(models, tokenizers, list(batch.captions), settings, device)
     y = None
     if settings.family == "sdxl":
+        assert pooled is not None  # SDXL's text encoders always give the pooled vector
         y = torch.cat([pooled.float(), sdxl_size_embedding(batch.time_ids.to(device)).float()], dim=1)
     return latents, Conditioning(context, y)
 

@@ -8,6 +8,7 @@ Plain functions (no gradio). Output groups, in this order wherever they appear t
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -16,6 +17,7 @@ from ..datasets.autotag import autotag
 from ..datasets.duplicates import find_duplicates
 from ..datasets.origin_files import drop_images
 from ..datasets.preprocess import PreprocessOptions, preprocess
+from ..datasets.small_images import small_images
 from ..datasets.taggers import TaggerUnavailable, WD14Tagger
 from ..datasets.upload import upload
 from ..projects import load_settings
@@ -74,7 +76,7 @@ def run_preprocess(services, selection: str, *form, progress: ProgressFn | None 
 def _preprocess(version: VersionPaths, form: Sequence, progress: ProgressFn | None):
     repeats = load_settings(version).get(REPEATS_SETTING)
     repeats = repeats if isinstance(repeats, int) and not isinstance(repeats, bool) and repeats >= 1 else None
-    return preprocess(version, preprocess_options(*form, repeats=repeats), progress)
+    return preprocess(version, dataclasses.replace(preprocess_options(*form), repeats=repeats), progress)
 
 
 def find_duplicate_groups(services, selection: str, progress: ProgressFn | None = None) -> Reply:
@@ -93,6 +95,20 @@ def drop_chosen(services, selection: str, names: Sequence[str] | None) -> Reply:
     target = drop_images(version, [Path(n).stem for n in names])
     notice = ok(f"dropped {len(names)} file(s) into {target}; press Preprocess to update the training images")
     return Reply(notice, ("", choices([], [])) + gallery_values(version))
+
+
+def drop_small(services, selection: str) -> Reply:
+    """Set aside exactly the uploads the gallery flags as small (``drop_images``, into ``dataset/dropped/``)."""
+    version = require_version(services, selection)
+    small = small_images(version)
+    if not small:
+        return Reply(ok("no small images to drop: training enlarges none of the uploaded images 2x or more"),
+                     (report.dropped_small_report([], None), NO_CHANGE, NO_CHANGE) + gallery_values(version))
+    target = drop_images(version, [s.stem for s in small])
+    services.store.touch(version)
+    notice = ok(f"dropped {len(small)} small image(s) into {target}; press Preprocess to update the training images")
+    return Reply(notice, (report.dropped_small_report(small, target, version.origin), "", choices([], []))
+                 + gallery_values(version))
 
 
 def available_taggers(services) -> list[Tagger]:

@@ -2,7 +2,8 @@
 
 Layout and wiring only; handlers live in ``dataset_actions.py`` and ``tag_actions.py``. Upload,
 preprocessing, auto-tagging and the duplicate search report progress and run in the queue, so
-the rest of the page stays usable meanwhile.
+the rest of the page stays usable meanwhile. The note above the gallery flags small images and
+over-long captions; "Drop small images" sets the small uploads aside.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ POLICY_HELP = ("How an uploaded caption and generated tags combine: keep = the c
 def build_dataset_panel(ctx: PanelContext) -> None:
     with gr.Row():
         with gr.Column(scale=3):
+            note = gr.HTML(elem_id="tt_gallery_note")  # counts, then the flags (small images, long captions)
             gallery = gr.Gallery(label="Training images", elem_id="tt_gallery", columns=6, height=420,
                                  object_fit="contain", allow_preview=True)
-            note = gr.HTML(elem_id="tt_gallery_note")
+            drop_small = gr.Button("Drop small images", elem_id="tt_drop_small")
         with gr.Column(scale=2):
             files = gr.File(label="Drop images, .txt captions and .zip archives here", file_count="multiple",
                             elem_id="tt_upload")
@@ -57,6 +59,8 @@ def build_dataset_panel(ctx: PanelContext) -> None:
          [duplicates, drop_choice], status=status, progress=True)
     wire(drop.click, lambda s, names: actions.drop_chosen(services, s, names), [sel, drop_choice],
          [duplicates, drop_choice] + g_out, status=status)
+    wire(drop_small.click, lambda s: actions.drop_small(services, s), [sel],
+         [report, duplicates, drop_choice] + g_out, status=status)
 
 
 def _upload(services, selection, files, replace, progress):

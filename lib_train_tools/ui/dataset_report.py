@@ -7,7 +7,10 @@ Every name comes from the user's files, so all text is escaped. Long lists are c
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Iterable, Sequence
+
+from .gallery_flags import factor_text
 
 MAX_LISTED = 200
 
@@ -77,6 +80,20 @@ def duplicates_report(report) -> str:
         section("Unreadable", list(report.unreadable), "refused"),
     ]
     return wrap("Duplicates", parts)
+
+
+def dropped_small_report(small: Sequence, target: Path | None, origin: Path | None = None) -> str:
+    """What "Drop small images" set aside (``datasets.small_images.SmallImage`` entries) and where to."""
+    if not small or target is None:
+        return wrap("Drop small images", ["<p>No small images: nothing was dropped.</p>"])
+    back = f" (move them back into {html.escape(str(origin))} to use them again)" if origin is not None else ""
+    parts = [
+        section("Dropped", [f"{s.name}: {s.width}x{s.height}, training would enlarge it {factor_text(s.factor)}x"
+                            for s in small], "info"),
+        (f"<p>Moved with their captions to {html.escape(str(target))}, not deleted{back}. "
+         "Press Preprocess to update the training images.</p>"),
+    ]
+    return wrap("Drop small images", parts)
 
 
 def wrap(title: str, parts: Iterable[str]) -> str:

@@ -1,7 +1,10 @@
 """The Dataset tab's gallery: processed images with their captions, or the uploads before that.
 
 Also the per-image picker and caption shown beside it. Plain functions (no gradio); the gallery
-value is a list of ``(path, caption)`` pairs, which both gradio versions display.
+value is a list of ``(path, label)`` pairs, which both gradio versions display: the label is the
+caption (after "⚠ 160 tokens, only 75 trained — " when it is too long) or, without a caption,
+what the image is trained as. The note above the gallery lists the flags (``gallery_flags``):
+small images, over-long captions, images without a caption.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from ..datasets.origin_files import list_origin
 from ..datasets.tag_curation import current_captions
 from ..datasets.tag_journal import CurationError
 from ..projects.layout import VersionPaths
+from .gallery_flags import gallery_flags, item_label, summary_html
 from .replies import choices
 
 GALLERY_LIMIT = 300
@@ -55,7 +59,8 @@ def gallery_values(version: VersionPaths | None, chosen: str | None = None) -> t
         return [], "<p>Choose or create a project and a version.</p>", choices([], None), ""
     items, processed = gallery_items(version)
     shown = items[:GALLERY_LIMIT]
-    gallery = [(str(i.path), i.caption) for i in shown]
+    flags = gallery_flags(version, [i.stem for i in items], {i.stem: i.caption for i in items}, processed)
+    gallery = [(str(i.path), item_label(i.stem, i.caption, flags)) for i in shown]
     if processed:
         note = f"{len(items)} training image(s), repeats {version.processed_repeats()}"
         pending = len(list_origin(version))
@@ -69,7 +74,7 @@ def gallery_values(version: VersionPaths | None, chosen: str | None = None) -> t
     stems = [i.stem for i in items] if processed else []
     pick = chosen if chosen in stems else (stems[0] if stems else None)
     caption = next((i.caption for i in items if i.stem == pick), "")
-    return gallery, f"<p>{html.escape(note)}</p>", choices(stems, pick), caption
+    return gallery, f"<p>{html.escape(note)}</p>" + summary_html(flags), choices(stems, pick), caption
 
 
 def processed_image_count(version: VersionPaths) -> int:

@@ -17,7 +17,7 @@ import html
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..results.base_cells import ReuseBaseCells
 from ..results.outcomes import read_outcomes
@@ -26,6 +26,9 @@ from ..results.runs import GRID_FILE, PREVIEW_FOLDER, RunInfo
 from ..run_hooks import preview_defaults
 from ..train.sampling import SAMPLERS
 from .replies import Reply, choices, info, ok
+
+if TYPE_CHECKING:
+    from ..services import Services
 
 FORM = ("prompt", "negative", "sampler", "steps", "cfg", "seeds", "width", "height", "weights")
 EPOCHS = ("epochs",)
@@ -98,7 +101,7 @@ def _whole(value: Any, what: str) -> int:
     return int(number)
 
 
-def render(services, run: RunInfo, form: Sequence, progress: ProgressFn | None = None) -> tuple[Reply, Any]:
+def render(services: Services, run: RunInfo, form: Sequence, progress: ProgressFn | None = None) -> tuple[Reply, Any]:
     """Render the grid of the form (``FORM`` values then the chosen epochs) for ``run``.
 
     Returns the reply for ``SHOWN`` and the ``PreviewResult`` (for the publish form's picture).
@@ -110,13 +113,9 @@ def render(services, run: RunInfo, form: Sequence, progress: ProgressFn | None =
     try:
         result = render_preview(run.dir, request, ReuseBaseCells(renderer), progress=progress)
     finally:
-        close = getattr(renderer, "close", None)  # the WebUI's staged LoRA copies
-        if close is not None:
-            close()
+        renderer.close()  # the WebUI's staged LoRA copies
         if training:  # the trainer needs the memory more than the next preview
-            release = getattr(renderer, "release", None)
-            if release is not None:
-                release()
+            renderer.release()
     text = (f"rendered {len(result.cell_paths)} image(s) ({len(request.checkpoints)} epoch(s) × "
             f"{len(request.weights)} weight(s) × {len(request.seeds)} seed(s)) in {time.monotonic() - started:.0f} s "
             f"into {result.folder}")
@@ -125,17 +124,14 @@ def render(services, run: RunInfo, form: Sequence, progress: ProgressFn | None =
     return Reply(notice, shown_values(run, result.folder.name)), result
 
 
-def _training_running(services) -> bool:
-    queue = getattr(services, "queue", None)
-    if queue is None:
-        return False
-    return any(job.status == "running" for job in queue.jobs())
+def _training_running(services: Services) -> bool:
+    return any(job.status == "running" for job in services.queue.jobs())
 
 
 def shown_values(run: RunInfo | None, folder: str | None) -> tuple:
     """``SHOWN`` for the preview in ``folder`` (None: the newest one) of ``run``."""
     previews = list_previews(run.dir) if run else []
-    if not previews:
+    if run is None or not previews:
         return choices([], None), None, [], "<p>No preview yet: choose the settings and press Render preview.</p>", ""
     auto = read_outcomes(run.dir).auto_previews
     labels = {Path(p["folder"]).name: Path(p["folder"]).name + (AUTO_MARK if Path(p["folder"]).name in auto else "")

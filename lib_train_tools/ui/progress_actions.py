@@ -16,16 +16,19 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..jobs.grid_settings import settings_runs
 from ..projects import load_settings
 from .loss_chart import loss_chart_svg
 from .progress_view import progress_html, sample_items
-from .queue_actions import focus_job, queue_positions, queue_table, require_queue, shown_job
+from .queue_actions import focus_job, queue_positions, queue_table, shown_job
 from .replies import NO_CHANGE, Reply, Update, info, ok
 from .selection import require_version
 from .train_actions import checkpoint_map
+
+if TYPE_CHECKING:
+    from ..services import Services
 
 LOG_LINES = 30
 POLL_SECONDS = 1.0
@@ -33,10 +36,10 @@ POLL_SECONDS = 1.0
 POLL_OUTPUTS = ("progress", "chart", "log", "samples", "queue", "resume", "keys")
 
 
-def submit_runs(services, selection: str | None, first: bool) -> Reply:
+def submit_runs(services: Services, selection: str | None, first: bool) -> Reply:
     """Queue the version's runs; ``first``: ahead of the jobs already waiting. Resets the shown job
     to the default (the running one), so the panel follows the new runs as they start."""
-    queue = require_queue(services)
+    queue = services.queue
     version = require_version(services, selection)
     runs = settings_runs(load_settings(version))
     jobs = queue.submit(version, runs, checkpoints=checkpoint_map(services))
@@ -62,20 +65,20 @@ def _queue_index(queue, job_id: str) -> int:
     return [j.id for j in queue.jobs() if j.status == "queued"].index(job_id)
 
 
-def begin_train(services, selection: str | None) -> Reply:
+def begin_train(services: Services, selection: str | None) -> Reply:
     return submit_runs(services, selection, first=True)
 
 
-def add_to_queue(services, selection: str | None) -> Reply:
+def add_to_queue(services: Services, selection: str | None) -> Reply:
     return submit_runs(services, selection, first=False)
 
 
-def cancel_job(services, selected: str | None, selection: str | None) -> Reply:
+def cancel_job(services: Services, selected: str | None, selection: str | None) -> Reply:
     """Cancel the shown job: a queued one does not start; a running one stops and saves; again: killed."""
     job = shown_job(services, selected, selection)
     if job.status not in ("queued", "running"):
         return Reply(info(f"{job.run_name} is not training ({job.status}); nothing to cancel"), (NO_CHANGE,))
-    after = require_queue(services).cancel(job.id)
+    after = services.queue.cancel(job.id)
     if job.status == "queued":
         text = f"cancelled {job.run_name} before it started"
     elif after.cancel_requests <= 1:
@@ -97,8 +100,8 @@ class PanelState:
     log_size: int
 
 
-def read_state(services, selected: str | None, selection: str | None) -> PanelState:
-    queue = require_queue(services)
+def read_state(services: Services, selected: str | None, selection: str | None) -> PanelState:
+    queue = services.queue
     jobs = queue.jobs()
     job = focus_job(jobs, selected, selection)
     if job is None:
@@ -111,11 +114,8 @@ def read_state(services, selected: str | None, selection: str | None) -> PanelSt
     return PanelState(jobs, job, progress, queue.can_resume(job.id), size)
 
 
-def poll(services, selected: str | None, selection: str | None, keys_text: str | None) -> Reply:
+def poll(services: Services, selected: str | None, selection: str | None, keys_text: str | None) -> Reply:
     """The panel's parts that changed since ``keys_text`` (see ``POLL_OUTPUTS``); the rest NO_CHANGE."""
-    if services.queue is None:
-        return Reply(None, ("Training from the tab is not available: the jobs package is not installed.",)
-                     + (NO_CHANGE,) * (len(POLL_OUTPUTS) - 1))
     state = read_state(services, selected, selection)
     old = _load_keys(keys_text)
     new, values = dict(old), []
@@ -130,11 +130,11 @@ def poll(services, selected: str | None, selection: str | None, keys_text: str |
     return Reply(None, tuple(values) + (json.dumps(new) if changed else NO_CHANGE,))
 
 
-def _parts(services, state: PanelState) -> list[tuple[str, str, Any]]:
+def _parts(services: Services, state: PanelState) -> list[tuple[str, str, Any]]:
     """(name, change key, maker) of each part, in POLL_OUTPUTS order."""
     job, progress = state.job, state.progress
     job_id = job.id if job is not None else None
-    position = queue_positions(state.jobs).get(job_id) if job is not None else None
+    position = queue_positions(state.jobs).get(job.id) if job is not None else None
     progress_key = (job_id, job and job.status, job and job.cancel_requests, job and job.message,
                     progress and progress.events, position, state.can_resume)
     chart_key = (job_id, progress and len(progress.losses), progress and progress.total_steps)
@@ -145,7 +145,7 @@ def _parts(services, state: PanelState) -> list[tuple[str, str, Any]]:
         ("progress", repr(progress_key),
          lambda: progress_html(job, progress, position=position, can_resume=state.can_resume)),
         ("chart", repr(chart_key), lambda: _chart(progress)),
-        ("log", repr((job_id, state.log_size)), lambda: _log_html(queue.log_tail(job_id, LOG_LINES) if job else "")),
+        ("log", repr((job_id, state.log_size)), lambda: _log_html(queue.log_tail(job.id, LOG_LINES) if job else "")),
         ("samples", repr(samples_key), lambda: sample_items(progress)),
         ("queue", repr(table_key), lambda: queue_table(state.jobs, job_id)),
         ("resume", repr(state.can_resume), lambda: Update.of(visible=state.can_resume)),

@@ -7,11 +7,12 @@ writes the ``project/version`` selection box that the other panels watch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
 
 from . import projects_actions as actions
+from .replies import Reply
 from .wiring import PanelContext, wire
 
 REFRESH_SYMBOL = "\U0001f504"
@@ -50,7 +51,7 @@ def build_projects_panel(ctx: PanelContext, demo: gr.Blocks) -> ProjectsPanel:
 
     outputs = [project, version, ctx.selection, name]
     both = [project, version]
-    wiring = [
+    wiring: list[tuple[Any, Callable[..., Reply], list]] = [
         (demo.load, lambda: actions.load(services), []),
         (refresh.click, lambda p, v: actions.refresh(services, p, v), both),
         (project.input, lambda p: actions.select_project(services, p), [project]),

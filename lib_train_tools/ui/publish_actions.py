@@ -56,12 +56,12 @@ def refreshed(services, version: VersionPaths, run: RunInfo, checkpoint: str | N
     return (choices(names, checkpoint),) + (NO_CHANGE,) * (len(FORM) - 1)
 
 
-def notes_for(version: VersionPaths, run: RunInfo, checkpoint: str) -> str:
+def notes_for(version: VersionPaths, run: RunInfo, checkpoint: str | None) -> str:
     found = _checkpoint(run, checkpoint)
     return default_notes(version.project, version.name, run.name, epoch=found.epoch, steps=found.step)
 
 
-def checkpoint_changed(version: VersionPaths, run: RunInfo, checkpoint: str) -> Reply:
+def checkpoint_changed(version: VersionPaths, run: RunInfo, checkpoint: str | None) -> Reply:
     """New notes and picture for another checkpoint."""
     return Reply(None, (notes_for(version, run, checkpoint),) + picture_values(run, checkpoint))
 

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .replies import NO_CHANGE, Reply, Table, info, ok
 from .selection import parse_selection
 
+if TYPE_CHECKING:
+    from ..services import Services
+
 QUEUE_HEADERS = ("shown", "status", "run", "project / version", "grid values", "when")
 FOCUS_MARK = "▶"
-
-
-def require_queue(services) -> Any:
-    if services.queue is None:
-        raise RuntimeError("training from the tab is not available: the jobs package is not installed")
-    return services.queue
 
 
 def focus_job(jobs: Sequence[Any], selected: str | None, selection: str | None) -> Any | None:
@@ -62,9 +59,9 @@ def queue_table(jobs: Sequence[Any], focus_id: str | None) -> Table:
     return Table(QUEUE_HEADERS, tuple(rows))
 
 
-def shown_job(services, selected: str | None, selection: str | None) -> Any:
+def shown_job(services: Services, selected: str | None, selection: str | None) -> Any:
     """The focus job; ValueError when there is no job to act on."""
-    job = focus_job(require_queue(services).jobs(), selected, selection)
+    job = focus_job(services.queue.jobs(), selected, selection)
     if job is None:
         raise ValueError("no job is shown: press Begin train first, or click a job in the queue")
     return job
@@ -78,16 +75,16 @@ def select_row(ids: Sequence[str], index: Any) -> Reply:
     return Reply(None, (ids[row],))
 
 
-def move_job(services, selected: str | None, selection: str | None, delta: int) -> Reply:
+def move_job(services: Services, selected: str | None, selection: str | None, delta: int) -> Reply:
     job = shown_job(services, selected, selection)
-    place = require_queue(services).move(job.id, delta)
+    place = services.queue.move(job.id, delta)
     return Reply(ok(f"{job.run_name} is now number {place + 1} in the queue"), (job.id,))
 
 
-def remove_job(services, selected: str | None, selection: str | None) -> Reply:
+def remove_job(services: Services, selected: str | None, selection: str | None) -> Reply:
     """Take a queued or finished job off the list (a finished run's folder and files stay)."""
     job = shown_job(services, selected, selection)
-    require_queue(services).remove(job.id)
+    services.queue.remove(job.id)
     if job.status == "queued":
         text = f"removed {job.run_name} from the queue (nothing was trained yet)"
     else:
@@ -95,15 +92,15 @@ def remove_job(services, selected: str | None, selection: str | None) -> Reply:
     return Reply(ok(text), ("",))
 
 
-def resume_job(services, selected: str | None, selection: str | None) -> Reply:
+def resume_job(services: Services, selected: str | None, selection: str | None) -> Reply:
     job = shown_job(services, selected, selection)
-    queued = require_queue(services).resume(job.id)
+    queued = services.queue.resume(job.id)
     return Reply(ok(f"{queued.run_name} is queued again; it continues from its last saved state"), (queued.id,))
 
 
-def show_running(services, selection: str | None) -> Reply:
+def show_running(services: Services, selection: str | None) -> Reply:
     """Forget the clicked row: show the running job (or the version's newest) again."""
-    job = focus_job(require_queue(services).jobs(), None, selection)
+    job = focus_job(services.queue.jobs(), None, selection)
     return Reply(None if job else info("nothing is training now"), ("",))
 
 

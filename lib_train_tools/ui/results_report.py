@@ -51,7 +51,8 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], css: str) -> s
 
 
 def grid_values_text(run: RunInfo) -> str:
-    values = run.job.get("grid_values") if isinstance(run.job.get("grid_values"), dict) else {}
+    grid_values = run.job.get("grid_values")
+    values = grid_values if isinstance(grid_values, dict) else {}
     return ", ".join(f"{k} = {v}" for k, v in values.items())
 
 

@@ -87,7 +87,8 @@ def filter_tags(services, selection: str, filter_text: str) -> Reply:
 def set_activation(services, selection: str, tag: str) -> Reply:
     reply = _changed(services, selection, lambda v: set_activation_tag(v, tag))
     note = " keep_tokens is now 1, so shuffling keeps it first"
-    return Reply(ok(reply.notice.text + ";" + note), reply.values)
+    done = reply.notice.text if reply.notice is not None else f"activation tag {tag!r} set"
+    return Reply(ok(done + ";" + note), reply.values)
 
 
 def prune(services, selection: str, tags: Sequence[str] | None) -> Reply:

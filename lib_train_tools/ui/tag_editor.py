@@ -8,12 +8,13 @@ tags, a tag added to every caption, underscores to spaces, undo, and per-image c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
 
 from . import tag_actions as actions
 from .tag_actions import TAG_HEADERS
+from .replies import Reply
 from .wiring import PanelContext, wire
 
 
@@ -70,7 +71,7 @@ def build_tag_editor(ctx: PanelContext, gallery: Any, note: Any) -> TagEditor:
 def _wire(ctx: PanelContext, editor: TagEditor, c: dict) -> None:
     services, sel, status = ctx.services, ctx.selection, ctx.status
     changed = editor.gallery_outputs + editor.outputs
-    changes = [
+    changes: list[tuple[Any, Callable[..., Reply], list]] = [
         (c["set_activation"].click, lambda s, t: actions.set_activation(services, s, t), [c["activation"]]),
         (c["activation"].submit, lambda s, t: actions.set_activation(services, s, t), [c["activation"]]),
         (c["prune"].click, lambda s, t: actions.prune(services, s, t), [editor.chosen]),

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .. import presets
+from ..datasets.caption_tokens import long_captions
+from ..datasets.image_checks import training_resolution
+from ..datasets.small_images import small_images
 from ..jobs.run_options import LOCON_OPTIONS, uses_locon
 from ..projects import load_settings, save_settings, update_settings
 from ..projects.layout import VersionPaths
@@ -59,7 +62,7 @@ def _applied(services, version: VersionPaths, settings: Mapping[str, Any]) -> tu
     titles = list(checkpoints)
     values = tuple(_field_value(f, settings, version, titles) for f in form_fields())
     arch = architecture_text(checkpoints, settings.get("base_model"))
-    check = check_html(services, settings)
+    check = check_html(services, settings, version)
     return values + (_html(arch), steps_html(version, settings), check, runs_html(version, settings),
                      advanced_toml(settings))
 
@@ -106,7 +109,7 @@ def save_field(services, selection: str, name: str, raw: Any) -> Reply:
         note = f"; the training folder is now {renamed}" if renamed else ""
     shown = "unset" if value is None else repr(value)
     notice = ok(f"{name} = {shown} saved for {version.project}/{version.name}{note}")
-    return Reply(notice, (check_html(services, settings),) + _extra_outputs(services, name, settings))
+    return Reply(notice, (check_html(services, settings, version),) + _extra_outputs(services, name, settings))
 
 
 def extra_output_names(name: str) -> tuple[str, ...]:
@@ -187,15 +190,23 @@ def base_family(services, settings: Mapping[str, Any]) -> str | None:
         return None
 
 
-def check_html(services, settings: Mapping[str, Any]) -> str:
+def check_html(services, settings: Mapping[str, Any], version: VersionPaths | None = None) -> str:
     problems, warnings = settings_problems(settings)
-    parts = [_list("These settings cannot train yet", problems, "refused"), _list("Notes", warnings, "info")]
+    parts = [_list("These settings cannot train yet", problems, "refused"), _list("Notes", warnings, "info"),
+             _list("Dataset", dataset_notes(version, settings) if version is not None else [], "info")]
     estimate = vram_text(settings, base_family(services, settings))
     if estimate:
         parts.insert(0, _html(estimate))
     if not problems:
         parts.insert(0, _html("Settings check: no problems."))
     return "".join(p for p in parts if p)
+
+
+def dataset_notes(version: VersionPaths, settings: Mapping[str, Any]) -> list[str]:
+    """Images that training enlarges a lot, and captions longer than the token windows (the version's
+    saved settings decide both)."""
+    notes = [f"{s.name}: {s.note}" for s in small_images(version, training_resolution(settings.get("resolution")))]
+    return notes + [f"{c.image}: caption of {c.note}" for c in long_captions(version)]
 
 
 def refresh_checkpoints(services, current: str | None) -> Reply:

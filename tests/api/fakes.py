@@ -54,6 +54,9 @@ class FakeRenderer:
         self.requests.append(request)
         return Image.new("RGB", (request.width, request.height), (int(255 * request.weight), 0, 0))
 
+    def release(self):
+        pass
+
     def close(self):
         self.closed = True
 
@@ -133,12 +136,12 @@ class FakeQueue:
 class FakeServices:
     host: FakeHost
     store: Store
-    queue: Any = None
+    queue: FakeQueue
 
 
-def make_services(root: Path, with_queue: bool = True) -> FakeServices:
+def make_services(root: Path) -> FakeServices:
     host = FakeHost(root)
-    return FakeServices(host, Store(host.output_root()), FakeQueue() if with_queue else None)
+    return FakeServices(host, Store(host.output_root()), FakeQueue())
 
 
 def png_bytes(color=(200, 30, 30), size=(64, 64)) -> bytes:

@@ -14,15 +14,12 @@ import pytest
 from fastapi import FastAPI
 
 from lib_train_tools.api.mount import mount_api
+from lib_train_tools.host.standalone import StandaloneHost
 from lib_train_tools.models.checkpoint_factory import write_checkpoint
+from lib_train_tools.services import create_services
 
 from .asgi_client import AsgiClient
 from .fakes import png_bytes
-
-pytest.importorskip("lib_train_tools.jobs.queue")
-pytest.importorskip("lib_train_tools.results.publish")
-services_module = pytest.importorskip("lib_train_tools.services")
-standalone = pytest.importorskip("lib_train_tools.host.standalone")
 
 P = "/train-tools/v1"
 
@@ -30,8 +27,8 @@ P = "/train-tools/v1"
 @pytest.fixture
 def api(tmp_path):
     write_checkpoint(tmp_path / "models" / "tiny-sd1.safetensors", family="sd1", seed=3)
-    host = standalone.StandaloneHost(tmp_path / "out", tmp_path / "models", tmp_path / "Lora")
-    services = services_module.create_services(host, start_queue=True)
+    host = StandaloneHost(tmp_path / "out", tmp_path / "models", tmp_path / "Lora")
+    services = create_services(host, start_queue=True)
     app = FastAPI()
     mount_api(app, services)
     yield AsgiClient(app), services, tmp_path

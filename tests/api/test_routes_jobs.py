@@ -6,14 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 
-from lib_train_tools.api.mount import mount_api
 from lib_train_tools.api.routes_jobs import read_events
 from lib_train_tools.projects import load_settings
 
-from .asgi_client import AsgiClient
-from .fakes import make_services, write_events
+from .fakes import write_events
 
 P = "/train-tools/v1"
 
@@ -50,15 +47,6 @@ def test_submit_library_error_is_400_even_when_it_mentions_a_missing_file(client
     services.queue.submit = refuse
     answer = client.post(f"{P}/jobs", json={"project": "Cat", "version": "v1"})
     assert answer.status_code == 400 and "choose another checkpoint" in answer.json()["detail"]
-
-
-def test_without_a_queue_job_routes_answer_503(tmp_path):
-    app = FastAPI()
-    mount_api(app, make_services(tmp_path, with_queue=False))
-    client = AsgiClient(app)
-    answer = client.get(f"{P}/jobs")
-    assert answer.status_code == 503 and "job queue is not running" in answer.json()["detail"]
-    assert client.get(f"{P}/").json()["training"] is False
 
 
 def test_status_list_log_and_cancel(client, services, version):

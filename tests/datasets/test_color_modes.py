@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib_train_tools.datasets.color_modes import to_rgb
+from lib_train_tools.train.color_modes import to_rgb
 from lib_train_tools.datasets.image_ops import load_upright
 from lib_train_tools.datasets.preprocess import PreprocessOptions, preprocess
 from lib_train_tools.datasets.upload import upload

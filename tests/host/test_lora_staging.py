@@ -47,8 +47,11 @@ def test_stale_files_go_and_clear_removes_leftovers_of_earlier_sessions(tmp_path
     assert not (staging.folder / f"{old}.safetensors").exists()
     (staging.folder / f"{NAME_PREFIX}from-yesterday.safetensors").write_bytes(b"x")
     (staging.folder / "users-own.safetensors").write_bytes(b"keep")
-    assert staging.clear() == 2
-    assert [p.name for p in staging.folder.iterdir()] == ["users-own.safetensors"]
+    (staging.folder / f".tt-tmp-{NAME_PREFIX}x.safetensors.12-0123abcd.tmp").write_bytes(b"half")  # a killed copy
+    (staging.folder / ".0123456789abcdef0123456789abcdef.partial").write_bytes(b"half")  # older versions' name
+    (staging.folder / "notes.tmp").write_bytes(b"keep")
+    assert staging.clear() == 4
+    assert sorted(p.name for p in staging.folder.iterdir()) == ["notes.tmp", "users-own.safetensors"]
 
 
 def test_unstage_removes_links_at_once_and_keeps_copies(tmp_path, monkeypatch):

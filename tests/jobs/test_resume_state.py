@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lib_train_tools.jobs.state_folders import newest_complete_state
+from lib_train_tools.train.state_folders import newest_complete_state
 
 
 def _state(folder: Path, step: int | None, saved_at: float = 1.0) -> Path:

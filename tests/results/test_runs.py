@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def test_run_listing_with_checkpoints_settings_and_samples(tmp_path, lora_factor
     run_dir = write_run(version.trains / "new", lora_factory, base_model,
                         job={"status": "completed", "created": 20.0, "grid_values": {"network_dim": 4}})
     (run_dir / f".{OUTPUT_NAME}-000003.safetensors.123.tmp").write_bytes(b"half")   # a save in progress
-    (run_dir / f"{OUTPUT_NAME}-state").mkdir()
+    _state(run_dir / f"{OUTPUT_NAME}-state", step=8)
     runs = list_runs(version)
     assert [r.name for r in runs] == ["new", "old"]
     run = runs[0]
@@ -109,6 +110,30 @@ def test_missing_trains_folder_and_created_order(tmp_path) -> None:
     (trains / ".hidden").mkdir()
     from lib_train_tools.results.runs import list_runs_in
     assert [r.name for r in list_runs_in(trains)] == ["a", "b"]
+
+
+def test_state_dir_is_the_newest_complete_state(tmp_path, lora_factory, base_model) -> None:
+    """As the queue decides: an incomplete newest folder falls back to the earlier complete one."""
+    from lib_train_tools.atomic import temporary_sibling
+
+    run_dir = write_run(tmp_path / "run", lora_factory, base_model, job={"status": "interrupted"})
+    regular = run_dir / f"{OUTPUT_NAME}-state"
+    regular.mkdir()
+    (regular / "state.pt").write_bytes(b"half")           # killed before train_state.json was written
+    assert read_run(run_dir).state_dir is None
+    earlier = _state(temporary_sibling(regular), step=4)   # the complete state a killed swap left aside
+    assert read_run(run_dir).state_dir == earlier
+    _state(regular, step=8)                                # a later save that completed
+    assert read_run(run_dir).state_dir == regular
+    (regular / "train_state.json").write_text("{not json", encoding="utf-8")
+    assert read_run(run_dir).state_dir == earlier
+
+
+def _state(folder: Path, step: int) -> Path:
+    folder.mkdir(exist_ok=True)
+    (folder / "state.pt").write_bytes(b"state")
+    (folder / "train_state.json").write_text(json.dumps({"step": step, "saved_at": float(step)}), encoding="utf-8")
+    return folder
 
 
 def _empty(folder: Path) -> Path:

@@ -235,7 +235,7 @@ def test_leftovers_of_killed_saves_are_removed_and_nothing_else(tiny_ckpt, tmp_p
 
 def test_every_temporary_name_follows_one_scheme(tmp_path, monkeypatch):
     from lib_train_tools.network.lora_file import save_lora
-    from lib_train_tools.projects.atomic import temporary_sibling, temporary_target
+    from lib_train_tools.atomic import temporary_sibling, temporary_target
 
     seen = []
     monkeypatch.setattr("safetensors.torch.save_file", lambda t, filename, metadata=None: seen.append(filename))

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from lib_train_tools.services import Services
 from lib_train_tools.ui import progress_actions as actions
 from lib_train_tools.ui.replies import NO_CHANGE, Table, Update
 
@@ -55,13 +54,6 @@ def test_nothing_is_queued_when_a_setting_cannot_train(queue_services):
     assert queue_services.queue.jobs() == []
     with pytest.raises(ValueError, match="choose or create a project"):
         actions.begin_train(queue_services, "")
-
-
-def test_without_the_jobs_package_the_panel_says_so(queue_services):
-    bare = Services(queue_services.host, queue_services.store, None)
-    with pytest.raises(RuntimeError, match="not available"):
-        actions.begin_train(bare, SELECTION)
-    assert "not available" in polled(bare)["progress"]
 
 
 def test_cancel_stops_and_saves_then_a_second_cancel_kills(queue_services):

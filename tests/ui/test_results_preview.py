@@ -42,6 +42,9 @@ class Counting:
     def release(self):
         self.renderer.release()
 
+    def close(self):
+        self.renderer.close()
+
 
 def test_a_two_by_two_grid_with_cells_and_progress(results_services, completed, monkeypatch):
     counting = Counting(results_services.host.preview_renderer())

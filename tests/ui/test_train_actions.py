@@ -185,3 +185,26 @@ def test_grid_values_are_saved_and_shown_with_the_runs_they_make(services, selec
     assert "2 runs will be queued (2 max_train_epochs)" in extra(view, "runs")
     with pytest.raises(ValueError, match="grid values"):
         actions.save_field(services, selection, "grid_max_train_epochs", "2, x")
+
+
+def test_the_check_lists_small_images_and_long_captions(services, selection, tmp_path):
+    from PIL import Image
+
+    from lib_train_tools.datasets.preprocess import PreprocessOptions, preprocess
+    from lib_train_tools.datasets.upload import upload
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(incoming / "tiny.png")
+    Image.new("RGB", (600, 600), (30, 200, 30)).save(incoming / "big.png")
+    (incoming / "big.txt").write_text(", ".join(f"tag{i}" for i in range(40)), encoding="utf-8")
+    version = services.store.version("テスト", "v1")
+    upload(version, sorted(incoming.iterdir()))
+    preprocess(version, PreprocessOptions(width=64, height=64))
+    check = actions.save_field(services, selection, "resolution", "512").values[0]
+    assert "Dataset" in check
+    assert "tiny.png: 8x8: will be upscaled 64x for training at 512x512" in check
+    assert "big: caption of" in check and "only the first 75 are trained" in check
+    update_settings(version, {"max_token_length": 225})  # an advanced option: three token windows
+    check = actions.save_field(services, selection, "resolution", "256").values[0]
+    assert "caption of" not in check and "tiny.png: 8x8: will be upscaled 32x for training at 256x256" in check

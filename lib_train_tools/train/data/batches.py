@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, cast
 
 from .buckets import Size
 from .seeds import derived_rng
@@ -68,7 +68,7 @@ def group_samples(buckets: Sequence[Size], repeats: Sequence[int]) -> dict[Size,
         raise ValueError(f"{len(buckets)} bucket entries for {len(repeats)} repeat entries")
     groups: dict[Size, list[SampleRef]] = {}
     for item, (bucket, count) in enumerate(zip(buckets, repeats)):
-        samples = groups.setdefault(tuple(bucket), [])
+        samples = groups.setdefault(cast(Size, tuple(bucket)), [])
         samples.extend(SampleRef(item, repeat) for repeat in range(count))
     return groups
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Sequence, cast
 
 from .errors import DataError
 
@@ -84,7 +84,7 @@ def make_bucket_list(resolution: Size, min_size: int, max_size: int, step: int) 
 def nearest_bucket(size: Size, buckets: Sequence[Size]) -> Size:
     """The image's own size when listed, else the first bucket with the closest aspect ratio."""
     if tuple(size) in buckets:
-        return tuple(size)
+        return cast(Size, tuple(size))
     ratio = size[0] / size[1]
     return min(buckets, key=lambda b: abs(b[0] / b[1] - ratio))
 
@@ -138,7 +138,7 @@ class BucketTable:
     @classmethod
     def from_spec(cls, spec: BucketSpec) -> BucketTable:
         if not spec.enabled:
-            return cls(spec, (tuple(spec.resolution),))
+            return cls(spec, (cast(Size, tuple(spec.resolution)),))
         if spec.no_upscale:
             return cls(spec, ())
         listed = make_bucket_list(spec.resolution, spec.bucket_min, spec.bucket_max, spec.step)

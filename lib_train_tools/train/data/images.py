@@ -1,6 +1,6 @@
 """Load one training image and turn it into a bucket-sized tensor.
 
-Steps: open, apply the EXIF orientation, convert to 8-bit RGB (``datasets.color_modes``); resize
+Steps: open, apply the EXIF orientation, convert to 8-bit RGB (``train.color_modes``); resize
 to the bucket choice's cover size (area averaging when shrinking, Lanczos when enlarging, like
 kohya); crop the overhang (centred, or at a random offset with ``random_crop``); optionally
 mirror horizontally; scale pixels to [-1, 1] as the VAE expects.
@@ -15,13 +15,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, cast
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ...datasets.color_modes import WHITE, to_rgb
+from ..color_modes import WHITE, to_rgb
 from .buckets import BucketChoice, Size
 from .errors import DataError
 
@@ -48,13 +48,14 @@ class PreparedImage:
 def load_rgb(path: Path) -> Image.Image:
     """Decode the whole image (EXIF-rotated, 8-bit RGB); DataError naming the file if it is corrupt.
 
-    The conversion is preprocessing's (``datasets.color_modes.to_rgb``): 16-bit and float images
+    The conversion is preprocessing's (``train.color_modes.to_rgb``): 16-bit and float images
     are scaled, not clipped, and transparency is composited onto white.
     """
     try:
         with Image.open(path) as img:
             img.load()
-            upright = ImageOps.exif_transpose(img)
+            # Optional only for in_place=True; otherwise the (possibly transposed) copy.
+            upright = cast(Image.Image, ImageOps.exif_transpose(img))
             return to_rgb(upright, WHITE)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot read image '{path}': {exc}") from exc
@@ -66,7 +67,7 @@ def resize_image(image: Image.Image, size: Size) -> Image.Image:
         return image
     shrinking = size[0] * size[1] < image.size[0] * image.size[1]
     resample = Image.Resampling.BOX if shrinking else Image.Resampling.LANCZOS
-    return image.resize(tuple(size), resample=resample)
+    return image.resize(cast(Size, tuple(size)), resample=resample)
 
 
 def crop_window(resized: Size, bucket: Size, rng: Optional[random.Random]) -> CropWindow:

@@ -15,7 +15,6 @@ returns (scaled or not) is what is cached, so the VAE identity should say which.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
@@ -24,6 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ...atomic import atomic_path
 from .buckets import BucketChoice
 from .images import prepare_image
 
@@ -101,13 +101,8 @@ def write_cache(job: LatentJob, vae_id: str, entry: CachedLatents) -> Path:
     tensors = {"latents": entry.latents.contiguous()}
     if entry.flipped is not None:
         tensors["latents_flipped"] = entry.flipped.contiguous()
-    temp_path = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(cache_path) as temp_path:
         save_file(tensors, str(temp_path), metadata=validity_key(job, vae_id))
-        os.replace(temp_path, cache_path)
-    finally:
-        if temp_path.exists():
-            temp_path.unlink()
     return cache_path
 
 

@@ -1,13 +1,18 @@
-"""Atomic file writes and a cross-process lock, so two processes never corrupt a version.
+"""Atomic file writes and a cross-process lock, so two processes never corrupt a file.
 
-Writes go to a hidden temporary file in the target's folder, are flushed to disk, then renamed
-over the target (``os.replace`` is atomic on POSIX and Windows): a reader sees the old file or the
-new one, never half of one. Every temporary name (here, the trainer's LoRA files and state folders)
-follows one scheme, ``.tt-tmp-<target name>.<pid>-<8 hex>.tmp``, so ``temporary_target`` can tell
-a leftover of ours (a killed process's) from anything else; it also knows the older ``.<target
-name>.<pid>-<8 hex>.tmp``. ``FileLock`` is an exclusive advisory lock on a lock file (``fcntl``
-on POSIX, ``msvcrt`` on Windows). It is not re-entrant: code that already holds a lock calls the
-unlocked helpers instead of locking again.
+Every file the package writes goes first to a hidden temporary file in the target's folder, which is
+then renamed over the target (``os.replace`` is atomic on POSIX and Windows): a reader sees the old
+file or the new one, never half of one, and a failed write removes its temporary. ``atomic_path``
+does this for any writer; it creates the temporary file itself (mode 0o666 less the umask) and
+restores that mode before the rename, so the result has the usual permissions of a new file even
+when the writer makes owner-only files (recent safetensors versions do). Nothing is flushed to disk
+unless the writer does it (``atomic_write_bytes`` does).
+
+Every temporary name follows one scheme, ``.tt-tmp-<target name>.<pid>-<8 hex>.tmp`` (files, and
+the trainer's state folders), so ``temporary_target`` can tell a leftover of ours (a killed
+process's) from anything else; it also knows the older ``.<target name>.<pid>-<8 hex>.tmp``.
+``FileLock`` is an exclusive advisory lock on a lock file (``fcntl`` on POSIX, ``msvcrt`` on
+Windows). It is not re-entrant: code that already holds a lock calls the unlocked helpers instead.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ import contextlib
 import json
 import os
 import re
+import stat
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 try:
     import fcntl
@@ -60,27 +66,48 @@ def temporary_target(name: str) -> str | None:
     return match.group("target") if match else None
 
 
+NEW_FILE_MODE = 0o666  # less the umask: the permissions any new file gets
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces ``path``, on error it is removed."""
+def atomic_path(path: str | os.PathLike, *, create: bool = True) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path``, on error it is removed.
+
+    With ``create`` the temporary file is created here, exclusively, with ``NEW_FILE_MODE`` less the
+    umask, and the result keeps that mode whatever the writer did to it. ``create=False`` leaves the
+    name free for a writer that must make the file itself (``os.link``); it keeps the writer's mode.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(target)
+    mode = _create_new(tmp) if create else None
     try:
         yield tmp
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _create_new(path: Path) -> int:
+    """Create the empty file ``path`` (never an existing one); its permission bits."""
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, NEW_FILE_MODE))
+    return stat.S_IMODE(os.stat(path).st_mode)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (flushed to disk before the rename)."""
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_synced(tmp, data)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -90,7 +117,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented UTF-8 JSON (non-ASCII kept readable) atomically."""
-    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+    atomic_write_bytes(path, _json_bytes(data))
+
+
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
 def create_json_once(path: str | os.PathLike, data: Any) -> bool:
@@ -103,10 +134,7 @@ def create_json_once(path: str | os.PathLike, data: Any) -> bool:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(target)
     try:
-        with open(tmp, "wb") as handle:
-            handle.write((json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_synced(tmp, _json_bytes(data))
         try:
             os.link(tmp, target)
         except FileExistsError:
@@ -140,7 +168,7 @@ class FileLock:
         self.path = Path(path)
         self.timeout = timeout
         self.what = what or self.path.name
-        self._handle = None
+        self._handle: BinaryIO | None = None
 
     def __enter__(self) -> "FileLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,13 @@
 """The trainer's resumable state folders in an output folder, and the newest complete one.
 
 The trainer (``train/saving.py`` ``save_state``) writes ``<name>-state/`` under a temporary name
-(``projects.atomic.temporary_sibling``), ``state.pt`` first and ``train_state.json`` last, then swaps it
+(``atomic.temporary_sibling``), ``state.pt`` first and ``train_state.json`` last, then swaps it
 in: the old folder is renamed to another temporary name, the new one into place, and the old one is
 removed. A state is complete when its ``train_state.json`` reads as a JSON object with a step. A
 trainer killed during a save can leave the newest complete state under a temporary name (or, from
 older versions, as ``<name>-state.tmp`` / ``<name>-state.old``) and an incomplete folder anywhere;
 ``newest_complete_state`` finds the newest complete one wherever it is. Nothing here imports torch:
-the job service decides with it whether a run can be resumed.
+the job service and the results listing decide with it whether a run can be resumed.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..projects.atomic import temporary_target
-from .job import STATE_SUFFIX
+from ..atomic import temporary_target
 
+STATE_SUFFIX = "-state"  # of the folder ``<output name>-state``
 STATE_FILE = "train_state.json"  # written last: its presence marks a complete state
 LEGACY_STATE_SUFFIXES = (".tmp", ".old")  # trainers before the .tt-tmp- scheme
 

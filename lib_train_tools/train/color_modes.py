@@ -21,6 +21,8 @@ when Pillow has LittleCMS; every other mode (``1``, ``L``, ``P``, ``CMYK``, ``YC
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from PIL import Image
 
@@ -82,6 +84,7 @@ def _lab_to_rgb(image: Image.Image) -> Image.Image:
         return image.convert("RGB")
     try:
         lab, srgb = ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB")
-        return ImageCms.applyTransform(image, ImageCms.buildTransformFromOpenProfiles(lab, srgb, "LAB", "RGB"))
+        transform = ImageCms.buildTransformFromOpenProfiles(lab, srgb, "LAB", "RGB")
+        return cast(Image.Image, ImageCms.applyTransform(image, transform))  # None only with inPlace=True
     except (OSError, ImageCms.PyCMSError):
         return image.convert("RGB")
