@@ -10,12 +10,11 @@ counts with the same functions (``datasets.caption_tokens``).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .captions import CaptionOptions, process_caption
+from .captions import CaptionOptions, steady_caption
 from .folders import ImageItem
 
 WINDOW_TOKENS = 75  # tokens per 77-token window (BOS and EOS take the other two)
@@ -52,15 +51,7 @@ def count_tokens(text: str) -> int:
 
 def trained_text(caption: str, options: CaptionOptions) -> str:
     """The caption as the text encoder gets it, without the random parts (dropout, shuffle)."""
-    steady = CaptionOptions(
-        prefix=options.prefix,
-        suffix=options.suffix,
-        keep_tokens=options.keep_tokens,
-        keep_tokens_separator=options.keep_tokens_separator,
-        separator=options.separator,
-        secondary_separator=options.secondary_separator,
-    )
-    return process_caption(caption, steady, random.Random(0), 0)
+    return steady_caption(caption, options)
 
 
 def find_long_captions(

@@ -115,13 +115,8 @@ def process_caption(caption: str, options: CaptionOptions, rng: random.Random, e
     return text
 
 
-def possible_captions(caption: str, options: CaptionOptions) -> tuple[str, ...]:
-    """Every text ``process_caption`` can return for ``caption``; only for deterministic options.
-
-    Used to pre-encode text-encoder outputs before the encoders leave the GPU.
-    """
-    if not options.is_deterministic:
-        raise ValueError("captions vary per step (shuffle or tag dropout is on); they cannot be listed in advance")
+def steady_caption(caption: str, options: CaptionOptions) -> str:
+    """The caption as the text encoder gets it, without the random parts (dropout, shuffle)."""
     steady = CaptionOptions(
         prefix=options.prefix,
         suffix=options.suffix,
@@ -130,6 +125,16 @@ def possible_captions(caption: str, options: CaptionOptions) -> tuple[str, ...]:
         separator=options.separator,
         secondary_separator=options.secondary_separator,
     )
-    text = process_caption(caption, steady, random.Random(0), 0)
+    return process_caption(caption, steady, random.Random(0), 0)
+
+
+def possible_captions(caption: str, options: CaptionOptions) -> tuple[str, ...]:
+    """Every text ``process_caption`` can return for ``caption``; only for deterministic options.
+
+    Used to pre-encode text-encoder outputs before the encoders leave the GPU.
+    """
+    if not options.is_deterministic:
+        raise ValueError("captions vary per step (shuffle or tag dropout is on); they cannot be listed in advance")
+    text = steady_caption(caption, options)
     can_drop = options.dropout_rate > 0.0 or options.dropout_every_n_epochs > 0
     return (text, "") if can_drop and text else (text,)
