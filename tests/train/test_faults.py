@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from lib_train_tools.models.checkpoint_factory import write_checkpoint
 from lib_train_tools.train.cli import EXIT_CODES, classify, main
 
-from .test_training_run import events, make_dataset, run_args
+from .test_training_run import _StopAfter, events, make_dataset, run_args
 
 DISK_FULL = ('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
              'message: "No space left on device" })')
@@ -247,16 +247,6 @@ def test_every_temporary_name_follows_one_scheme(tmp_path, monkeypatch):
 
 
 # ----- 9. resuming from the newest complete state -----
-class _StopAfter:
-    def __init__(self, n: int):
-        self.n, self.reads = n, 0
-
-    @property
-    def requested(self) -> bool:
-        self.reads += 1
-        return self.reads >= self.n
-
-
 def test_resume_skips_an_incomplete_state_for_the_newest_complete_one(tiny_ckpt, tmp_path, monkeypatch):
     from lib_train_tools.train import cli
 
