@@ -22,6 +22,7 @@ from .projects_panel import REFRESH_SYMBOL
 from .tag_editor import build_tag_editor
 from .wiring import PanelContext, wire
 
+DROP_HINT = "Drop images, .txt captions and .zip archives here, or"
 POLICY_HELP = ("How an uploaded caption and generated tags combine: keep = the caption when there is one, "
                "else the tags; ignore = only the tags; prepend / append = both, tags first / last")
 
@@ -34,8 +35,10 @@ def build_dataset_panel(ctx: PanelContext) -> None:
                                  object_fit="contain", allow_preview=True)
             drop_small = gr.Button("Drop small images", elem_id="tt_drop_small")
         with gr.Column(scale=2):
-            files = gr.File(label="Drop images, .txt captions and .zip archives here", file_count="multiple",
-                            elem_id="tt_upload")
+            # A drop zone around an upload button, not a gr.File: see javascript/train_tools.js for why
+            with gr.Column(elem_id="tt_upload_zone", elem_classes=["tt-drop-zone"]):
+                gr.HTML(f"<p>{DROP_HINT}</p>", elem_id="tt_upload_hint")
+                files = gr.UploadButton("Choose files…", file_count="multiple", elem_id="tt_upload")
             replace = gr.Checkbox(label="Replace the current images (they are set aside, not deleted)",
                                   value=False, elem_id="tt_replace")
             report = gr.HTML(elem_id="tt_report")
@@ -48,8 +51,8 @@ def build_dataset_panel(ctx: PanelContext) -> None:
     g_out, t_out = editor.gallery_outputs, editor.outputs
     wire(sel.change, lambda s: actions.dataset_view(services, s), [sel],
          g_out + t_out + [report, duplicates, drop_choice], status=status)
-    wire(files.upload, lambda s, f, r, p: _upload(services, s, f, r, p), [sel, files, replace],
-         [report] + g_out + [files], status=status, progress=True)
+    wire(files.upload, lambda s, f, r, p: actions.upload_files(services, s, file_paths(f), r, p),
+         [sel, files, replace], [report] + g_out, status=status, progress=True)
     wire(form.button.click, lambda s, *a: actions.run_preprocess(services, s, *a[:-1], progress=a[-1]),
          [sel] + form.inputs, [report] + g_out + t_out, status=status, progress=True)
     wire(refresh_taggers.click, lambda: actions.tagger_choices(services), [], [tagger], status=status)
@@ -61,11 +64,6 @@ def build_dataset_panel(ctx: PanelContext) -> None:
          [duplicates, drop_choice] + g_out, status=status)
     wire(drop_small.click, lambda s: actions.drop_small(services, s), [sel],
          [report, duplicates, drop_choice] + g_out, status=status)
-
-
-def _upload(services, selection, files, replace, progress):
-    reply = actions.upload_files(services, selection, file_paths(files), replace, progress)
-    return type(reply)(reply.notice, reply.values + (None,))  # empty the upload box afterwards
 
 
 @dataclass

@@ -5,6 +5,7 @@ Waits are generous (a loaded 2-core machine) and always wait for a condition, ne
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
 from collections.abc import Iterator
@@ -74,6 +75,26 @@ def choose_also(page, elem_id: str, option: str) -> None:
     if page.locator(f"#{elem_id} .token", has_text=option).count() == 0:
         choose(page, elem_id, option)
     playwright_api.expect(page.locator(f"#{elem_id} .token", has_text=option).first).to_be_visible()
+
+
+def drop_files(page, zone_selector: str, paths: list[Path]) -> None:
+    """Drag ``paths`` onto the element ``zone_selector`` as a file manager would (dragover, then drop)."""
+    files = [{"name": p.name, "data": base64.b64encode(p.read_bytes()).decode("ascii")} for p in paths]
+    page.locator(zone_selector).first.evaluate(
+        """(zone, files) => {
+            const transfer = new DataTransfer();
+            for (const f of files) {
+                const bytes = Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], f.name));
+            }
+            const target = zone.firstElementChild || zone;
+            for (const type of ["dragover", "drop"]) {
+                target.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true,
+                                                          cancelable: true, composed: true}));
+            }
+        }""",
+        files,
+    )
 
 
 def open_tab(page, name: str) -> None:

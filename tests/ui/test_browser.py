@@ -1,7 +1,8 @@
 """A real browser (Playwright driving Debian's headless chromium) against the standalone app.
 
 One walk through the tab as a new user takes it, in order (the tests share the app and page):
-a refused name, project ``テスト`` and a version, four pictures and a zip uploaded,
+a refused name, project ``テスト`` and a version, four pictures and a zip uploaded (and one picture
+dragged onto the drop zone of a second version),
 preprocessing, an activation tag seen in the tag table, switching versions, the Train tab's live
 step count and settings kept over a reload; then a real (tiny) training run: 64 px, 1 repeat,
 2 epochs on a generated SD1 model, Begin train, the progress bar and loss chart, a page reload
@@ -26,6 +27,7 @@ from .browser import (
     choose,
     choose_also,
     chromium_page,
+    drop_files,
     expect_text,
     expect_value,
     open_tab,
@@ -89,7 +91,7 @@ def test_new_user_walks_through_the_tab(server, page, tmp_path: Path):
 
     pictures = write_pictures(tmp_path / "loose", 4)
     zipped = write_zip(tmp_path / "more.zip", write_pictures(tmp_path / "zipped", 2, start=10, captions=["from zip"]))
-    page.set_input_files("#tt_upload input[type=file]", [str(p) for p in pictures + [zipped]])
+    page.set_input_files("#tt_upload_zone input[type=file]", [str(p) for p in pictures + [zipped]])
     expect_text(page, "tt_report", r"Accepted \(8\)")
     expect_text(page, "tt_gallery_note", "6 uploaded image")
     shot(page, "03-uploaded")
@@ -110,6 +112,9 @@ def test_new_user_walks_through_the_tab(server, page, tmp_path: Path):
     text_input(page, "tt_name").fill("v2")
     page.click("#tt_create_version")
     expect_text(page, "tt_gallery_note", "No images yet")
+    drop_files(page, "#tt_upload_zone", pictures[:1])  # dragged onto the drop zone instead of chosen
+    expect_text(page, "tt_report", r"Accepted \(1\)")
+    expect_text(page, "tt_gallery_note", "1 uploaded image")
     choose(page, "tt_version", "v1")
     expect_text(page, "tt_gallery_note", "6 training image")
 
