@@ -51,7 +51,7 @@ class PreprocessOptions:
     split_overlap: float = 0.2
     flip_copies: bool = False
     caption_policy: str = "keep"
-    repeats: int | None = None  # None: keep the current folder's repeats, else 512 / images (>= 4)
+    repeats: int | None = None  # None: from the image count every time, 512 / images (>= 4)
     output_format: str = "png"
 
     def __post_init__(self) -> None:
@@ -91,7 +91,9 @@ def preprocess(
     """Rebuild ``processed/`` from ``origin/``; returns outputs, flagged small images and refusals."""
     with version.lock():
         items = list_origin(version)
-        repeats = options.repeats or version.processed_repeats() or original_tab_repeats(max(1, len(items)))
+        # repeats the user did not set follow the image count of THIS run: an earlier run's automatic
+        # value (say 512 from a run with no images yet) would otherwise stick
+        repeats = options.repeats or original_tab_repeats(max(1, len(items)))
         generated = read_json(version.generated_tags_file, default={}) or {}
         build = version.processed_parent / f".build-{uuid.uuid4().hex[:8]}"
         build.mkdir(parents=True)

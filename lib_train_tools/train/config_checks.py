@@ -102,9 +102,30 @@ def _cross_field_problems(cfg: TrainConfig) -> list[str]:
     problems += _switch_problems(cfg)
     problems += _schedule_problems(cfg)
     problems += _caching_problems(cfg)
+    problems += _learning_rate_problems(cfg)
     problems += _kv_list_problems("optimizer_args", cfg.optimizer_args)
     problems += _kv_list_problems("network_args", cfg.network_args)
     return problems
+
+
+def _learning_rate_problems(cfg: TrainConfig) -> list[str]:
+    """A run whose every trained part has learning rate 0 would finish and save an untrained LoRA.
+
+    Adafactor's relative step ignores the learning rate (sd-scripts runs it with lr None), so it is
+    the one optimizer that trains at 0. A part trained at 0 next to a part with a rate is allowed:
+    text_encoder_lr 0 is the documented way to leave the text encoder alone."""
+    args = {item.replace(" ", "").lower() for item in cfg.optimizer_args}
+    if cfg.optimizer_type.lower() == "adafactor" and "relative_step=true" in args:
+        return []
+    rates = []
+    if not cfg.network_train_text_encoder_only:
+        rates.append(cfg.unet_lr if cfg.unet_lr is not None else cfg.learning_rate)
+    if not cfg.network_train_unet_only:
+        rates.append(cfg.text_encoder_lr if cfg.text_encoder_lr is not None else cfg.learning_rate)
+    if rates and all(rate == 0 for rate in rates):
+        return ["the learning rate of every trained part is 0, so nothing would be learned: set learning_rate "
+                "(or unet_lr) above 0; 1e-4 is a common start for a LoRA"]
+    return []
 
 
 def _required_problems(cfg: TrainConfig) -> list[str]:

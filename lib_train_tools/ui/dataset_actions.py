@@ -15,17 +15,18 @@ from typing import Callable, Sequence
 from ..contracts import TAGGERS_FOLDER, Tagger, find_wd14_folders
 from ..datasets.autotag import autotag
 from ..datasets.duplicates import find_duplicates
-from ..datasets.origin_files import drop_images
+from ..datasets.captions import CAPTION_EXTENSIONS
+from ..datasets.origin_files import drop_images, list_origin
 from ..datasets.preprocess import PreprocessOptions, preprocess
 from ..datasets.small_images import small_images
 from ..datasets.taggers import TaggerUnavailable, WD14Tagger
-from ..datasets.upload import upload
+from ..datasets.upload import UploadResult, upload
 from ..projects import load_settings
 from ..projects.layout import VersionPaths
 from . import dataset_report as report
 from . import tag_actions
 from .gallery import gallery_values
-from .replies import NO_CHANGE, Reply, choices, ok
+from .replies import NO_CHANGE, Notice, Reply, choices, ok, warning
 from .selection import parse_selection, require_version
 
 ProgressFn = Callable[[int, int, str], None]
@@ -46,9 +47,30 @@ def upload_files(services, selection: str, paths: Sequence[str], replace: bool,
         return Reply(ok("no files were given"), (NO_CHANGE,) * 5)
     result = upload(version, list(paths), replace=bool(replace), progress=progress)
     services.store.touch(version)
-    notice = ok(f"{len(result.added)} file(s) added, {len(result.refused)} refused, {len(result.skipped)} skipped; "
-                "press Preprocess to prepare them for training")
-    return Reply(notice, (report.upload_report(result),) + gallery_values(version))
+    return Reply(upload_notice(version, result), (report.upload_report(result),) + gallery_values(version))
+
+
+def upload_notice(version: VersionPaths, result: UploadResult) -> Notice:
+    """What the upload changed, in the words a person needs: images added (or none), and captions
+    that wait for an image of the same name."""
+    captions = [n for n in result.added if Path(n).suffix.lower() in CAPTION_EXTENSIONS]
+    images = [n for n in result.added if n not in captions]
+    with_image = {item.stem for item in list_origin(version)}
+    waiting = [n for n in captions if Path(n).stem not in with_image]
+    rest = f"{len(result.refused)} refused, {len(result.skipped)} skipped"
+    wait = (f"{len(waiting)} caption(s) wait for an image of the same name: {', '.join(waiting[:5])}"
+            + (", ..." if len(waiting) > 5 else ""))
+    if not images:
+        matched = len(captions) - len(waiting)
+        parts = [f"no images were added ({rest}" + (f"; {wait}" if waiting else "") + ")"]
+        if matched:
+            parts.append(f"{matched} caption(s) of uploaded images replaced; press Preprocess to use them")
+        return (ok if matched and not waiting and not result.refused else warning)("; ".join(parts))
+    text = (f"{len(images)} image(s) and {len(captions)} caption(s) added, {rest}; "
+            "press Preprocess to prepare them for training")
+    if waiting:
+        return warning(f"{text}; {wait}")
+    return warning(text) if result.refused else ok(text)
 
 
 def preprocess_options(width, height, mode, anchor, split_ratio, flip, policy, output_format,
@@ -68,7 +90,12 @@ def run_preprocess(services, selection: str, *form, progress: ProgressFn | None 
     version = require_version(services, selection)
     result = _preprocess(version, form, progress)
     services.store.touch(version)
-    notice = ok(f"{len(result.outputs)} training image(s) ready, {len(result.refused)} refused")
+    if not result.outputs:
+        notice = warning(f"no training images: {len(result.refused)} refused, and the uploads hold no other image; "
+                         "upload images first, then press Preprocess")
+    else:
+        notice = (warning if result.refused else ok)(
+            f"{len(result.outputs)} training image(s) ready, {len(result.refused)} refused")
     values = (report.preprocess_report(result),) + gallery_values(version) + tag_actions.tags_values(version, "")
     return Reply(notice, values)
 

@@ -20,7 +20,7 @@ from . import dataset_actions as actions
 from .compat import file_paths
 from .projects_panel import REFRESH_SYMBOL
 from .tag_editor import build_tag_editor
-from .wiring import PanelContext, wire
+from .wiring import PanelContext, feedback_line, wire
 
 DROP_HINT = "Drop images, .txt captions and .zip archives here, or"
 POLICY_HELP = ("How an uploaded caption and generated tags combine: keep = the caption when there is one, "
@@ -34,17 +34,19 @@ def build_dataset_panel(ctx: PanelContext) -> None:
             gallery = gr.Gallery(label="Training images", elem_id="tt_gallery", columns=6, height=420,
                                  object_fit="contain", allow_preview=True)
             drop_small = gr.Button("Drop small images", elem_id="tt_drop_small")
+            small_feedback = feedback_line("tt_drop_small_feedback")
         with gr.Column(scale=2):
             # A drop zone around an upload button, not a gr.File: see javascript/train_tools.js for why
             with gr.Column(elem_id="tt_upload_zone", elem_classes=["tt-drop-zone"]):
                 gr.HTML(f"<p>{DROP_HINT}</p>", elem_id="tt_upload_hint")
                 files = gr.UploadButton("Choose files…", file_count="multiple", elem_id="tt_upload")
+            upload_feedback = feedback_line("tt_upload_feedback")
             replace = gr.Checkbox(label="Replace the current images (they are set aside, not deleted)",
                                   value=False, elem_id="tt_replace")
             report = gr.HTML(elem_id="tt_report")
     form = _preprocess_form()
-    tagger, threshold, refresh_taggers, autotag = _autotag_form(ctx.services)
-    duplicates, drop_choice, find, drop = _duplicates_form()
+    tagger, threshold, refresh_taggers, autotag, autotag_feedback = _autotag_form(ctx.services)
+    duplicates, drop_choice, find, drop, duplicates_feedback = _duplicates_form()
     editor = build_tag_editor(ctx, gallery, note)
 
     services, sel, status = ctx.services, ctx.selection, ctx.status
@@ -52,24 +54,26 @@ def build_dataset_panel(ctx: PanelContext) -> None:
     wire(sel.change, lambda s: actions.dataset_view(services, s), [sel],
          g_out + t_out + [report, duplicates, drop_choice], status=status)
     wire(files.upload, lambda s, f, r, p: actions.upload_files(services, s, file_paths(f), r, p),
-         [sel, files, replace], [report] + g_out, status=status, progress=True)
+         [sel, files, replace], [report] + g_out, status=status, progress=True, feedback=upload_feedback)
     wire(form.button.click, lambda s, *a: actions.run_preprocess(services, s, *a[:-1], progress=a[-1]),
-         [sel] + form.inputs, [report] + g_out + t_out, status=status, progress=True)
+         [sel] + form.inputs, [report] + g_out + t_out, status=status, progress=True, feedback=form.feedback)
     wire(refresh_taggers.click, lambda: actions.tagger_choices(services), [], [tagger], status=status)
     wire(autotag.click, lambda s, t, th, *a: actions.run_autotag(services, s, t, th, *a[:-1], progress=a[-1]),
-         [sel, tagger, threshold] + form.inputs, [report] + g_out + t_out, status=status, progress=True)
+         [sel, tagger, threshold] + form.inputs, [report] + g_out + t_out, status=status, progress=True,
+         feedback=autotag_feedback)
     wire(find.click, lambda s, p: actions.find_duplicate_groups(services, s, p), [sel],
-         [duplicates, drop_choice], status=status, progress=True)
+         [duplicates, drop_choice], status=status, progress=True, feedback=duplicates_feedback)
     wire(drop.click, lambda s, names: actions.drop_chosen(services, s, names), [sel, drop_choice],
-         [duplicates, drop_choice] + g_out, status=status)
+         [duplicates, drop_choice] + g_out, status=status, feedback=duplicates_feedback)
     wire(drop_small.click, lambda s: actions.drop_small(services, s), [sel],
-         [report, duplicates, drop_choice] + g_out, status=status)
+         [report, duplicates, drop_choice] + g_out, status=status, feedback=small_feedback)
 
 
 @dataclass
 class _PreprocessForm:
     inputs: list  # in the order dataset_actions.preprocess_options takes them
     button: Any
+    feedback: Any
 
 
 def _preprocess_form() -> _PreprocessForm:
@@ -92,7 +96,8 @@ def _preprocess_form() -> _PreprocessForm:
             fmt = gr.Dropdown(label="Format", choices=list(OUTPUT_FORMATS), value=d.output_format,
                               elem_id="tt_pp_format")
         button = gr.Button("Preprocess", variant="primary", elem_id="tt_preprocess")
-    return _PreprocessForm([width, height, mode, anchor, split, flip, policy, fmt], button)
+        feedback = feedback_line("tt_preprocess_feedback")
+    return _PreprocessForm([width, height, mode, anchor, split, flip, policy, fmt], button, feedback)
 
 
 def _autotag_form(services):
@@ -105,7 +110,8 @@ def _autotag_form(services):
             threshold = gr.Slider(label="Threshold", minimum=0.05, maximum=0.95, step=0.01,
                                   value=WD14Options().threshold, elem_id="tt_threshold", scale=3)
         button = gr.Button("Auto-tag, then preprocess", elem_id="tt_run_autotag")
-    return tagger, threshold, refresh, button
+        feedback = feedback_line("tt_autotag_feedback")
+    return tagger, threshold, refresh, button, feedback
 
 
 def _duplicates_form():
@@ -115,4 +121,5 @@ def _duplicates_form():
         choice = gr.Dropdown(label="Files to drop from the dataset", multiselect=True, choices=[],
                              elem_id="tt_drop_choice")
         drop = gr.Button("Drop chosen files", elem_id="tt_drop", variant="stop")
-    return groups, choice, find, drop
+        feedback = feedback_line("tt_duplicates_feedback")
+    return groups, choice, find, drop, feedback

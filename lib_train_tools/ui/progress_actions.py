@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..jobs.grid_settings import settings_runs
 from ..projects import load_settings
+from ..projects.refused_entries import refusal_problems, refused_fields
 from .loss_chart import loss_chart_svg
 from .progress_view import progress_html, sample_items
 from .queue_actions import focus_job, queue_positions, queue_table, shown_job
@@ -41,6 +42,9 @@ def submit_runs(services: Services, selection: str | None, first: bool) -> Reply
     to the default (the running one), so the panel follows the new runs as they start."""
     queue = services.queue
     version = require_version(services, selection)
+    refused = refused_fields(version)
+    if refused:
+        raise ValueError("nothing was queued: fix these fields first -- " + "; ".join(refusal_problems(refused)))
     runs = settings_runs(load_settings(version))
     jobs = queue.submit(version, runs, checkpoints=checkpoint_map(services))
     if first:

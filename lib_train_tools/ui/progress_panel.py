@@ -20,7 +20,7 @@ from .compat import event_fn, poll, settings_slot
 from .loss_chart import loss_chart_svg
 from .progress_view import progress_html
 from .queue_actions import QUEUE_HEADERS
-from .wiring import PanelContext, run_handler, wire
+from .wiring import PanelContext, feedback_line, run_handler, wire
 
 
 def build_progress_panel(ctx: PanelContext) -> dict[str, Any]:
@@ -30,6 +30,7 @@ def build_progress_panel(ctx: PanelContext) -> dict[str, Any]:
         c["begin"] = gr.Button("Begin train", variant="primary", elem_id="tt_begin_train")
         c["add"] = gr.Button("Add to queue", elem_id="tt_add_to_queue")
         c["cancel"] = gr.Button("Cancel", variant="stop", elem_id="tt_cancel")
+    c["train_feedback"] = feedback_line("tt_train_feedback")
     c["progress"] = gr.HTML(progress_html(None, None), elem_id="tt_progress")
     with gr.Row():
         with gr.Column(scale=3):
@@ -48,6 +49,7 @@ def build_progress_panel(ctx: PanelContext) -> dict[str, Any]:
         c["remove"] = gr.Button("Remove", elem_id="tt_remove_job")
         c["resume"] = gr.Button("Resume", elem_id="tt_resume_job", visible=False)
         c["running"] = gr.Button("Show the running job", elem_id="tt_show_running")
+    c["queue_feedback"] = feedback_line("tt_queue_feedback")
     c["job"] = gr.Textbox(visible=False, elem_id="tt_job")  # the clicked job's id ("": the default)
     c["keys"] = gr.Textbox(visible=False, elem_id="tt_progress_keys")  # what the page has (poll)
     _wire(ctx, c)
@@ -68,13 +70,18 @@ def _wire(ctx: PanelContext, c: dict[str, Any]) -> None:
     for button, handler in ((c["begin"], actions.begin_train), (c["add"], actions.add_to_queue)):
         # after any save of a field left just before the click (they share the settings' queue slot)
         refresh(wire(button.click, _with(services, handler), [sel], [job], status=status,
-                     listener_kwargs=settings_slot()))
-    refresh(wire(c["cancel"].click, _with(services, actions.cancel_job), [job, sel], [job], status=status))
+                     listener_kwargs=settings_slot(), feedback=c["train_feedback"]))
+    refresh(wire(c["cancel"].click, _with(services, actions.cancel_job), [job, sel], [job], status=status,
+                 feedback=c["train_feedback"]))
+    queue_feedback = c["queue_feedback"]
     for button, delta in ((c["up"], -1), (c["down"], 1)):
-        refresh(wire(button.click, _mover(services, delta), [job, sel], [job], status=status))
-    refresh(wire(c["remove"].click, _with(services, queue.remove_job), [job, sel], [job], status=status))
-    refresh(wire(c["resume"].click, _with(services, queue.resume_job), [job, sel], [job], status=status))
-    refresh(wire(c["running"].click, _with(services, queue.show_running), [sel], [job], status=status))
+        refresh(wire(button.click, _mover(services, delta), [job, sel], [job], status=status, feedback=queue_feedback))
+    refresh(wire(c["remove"].click, _with(services, queue.remove_job), [job, sel], [job], status=status,
+                 feedback=queue_feedback))
+    refresh(wire(c["resume"].click, _with(services, queue.resume_job), [job, sel], [job], status=status,
+                 feedback=queue_feedback))
+    refresh(wire(c["running"].click, _with(services, queue.show_running), [sel], [job], status=status,
+                 feedback=queue_feedback))
     refresh(wire(c["queue"].select, lambda k, i, v: queue.select_row(actions.table_ids(k), i), [c["keys"]], [job],
                  status=status, select=True, show_progress=False))
     refresh(wire(sel.change, lambda s: queue.forget_choice(), [sel], [job], status=status, show_progress=False))

@@ -15,12 +15,12 @@ from typing import Any
 
 log = logging.getLogger("lib_train_tools.ui")
 
-NOTICE_KINDS = ("ok", "info", "error")
+NOTICE_KINDS = ("ok", "info", "warning", "error")
 
 
 @dataclass(frozen=True)
 class Notice:
-    kind: str  # "ok", "info" or "error"
+    kind: str  # "ok", "info", "warning" (it ran, but the result needs a look) or "error" (it did not run)
     text: str
 
     def __post_init__(self) -> None:
@@ -74,6 +74,10 @@ def info(text: str) -> Notice:
     return Notice("info", text)
 
 
+def warning(text: str) -> Notice:
+    return Notice("warning", text)
+
+
 def choices(options: list[str], value: Any) -> Update:
     """A dropdown's new choices and selection."""
     return Update.of(choices=list(options), value=value)
@@ -91,6 +95,6 @@ def error_notice(exc: BaseException) -> Notice:
 
 def notice_html(notice: Notice) -> str:
     """The status line's HTML (text escaped; line breaks kept)."""
-    icon = {"ok": "✔", "info": "ℹ", "error": "⚠"}[notice.kind]
+    icon = {"ok": "✔", "info": "ℹ", "warning": "⚠", "error": "✖"}[notice.kind]
     body = "<br>".join(html.escape(line) for line in notice.text.splitlines() or [""])
     return f'<div class="tt-notice tt-{notice.kind}">{icon} {body}</div>'

@@ -20,7 +20,7 @@ from ..train.sampling import FALLBACK_SAMPLER
 from . import preview_actions, publish_actions
 from . import results_actions as actions
 from .projects_panel import REFRESH_SYMBOL
-from .wiring import PanelContext, wire
+from .wiring import PanelContext, feedback_line, wire
 
 
 def build_results_panel(ctx: PanelContext, tab: Any = None) -> dict[str, Any]:
@@ -65,6 +65,7 @@ def _preview_box(c: dict[str, Any]) -> Any:
             c["epochs"] = gr.Dropdown(label="Epochs (LoRA files)", multiselect=True, choices=[], elem_id="tt_pv_epochs",
                                       scale=3)
         render = gr.Button("Render preview", variant="primary", elem_id="tt_pv_render")
+        c["render_feedback"] = feedback_line("tt_pv_render_feedback")
         c["earlier"] = gr.Dropdown(label="Previews of this run (newest first)", choices=[], elem_id="tt_pv_earlier")
         c["folder"] = gr.Textbox(visible=False, elem_id="tt_pv_folder")
         c["info"] = gr.HTML(elem_id="tt_pv_info")
@@ -94,6 +95,7 @@ def _publish_box(c: dict[str, Any]) -> dict[str, Any]:
             publish = gr.Button("Publish", variant="primary", elem_id="tt_pub_publish")
             c["overwrite"] = gr.Button("Overwrite", variant="stop", visible=False, elem_id="tt_pub_overwrite")
             c["cancel"] = gr.Button("Cancel", visible=False, elem_id="tt_pub_cancel")
+        c["publish_feedback"] = feedback_line("tt_pub_feedback")
         c["pending"] = gr.Textbox(visible=False, elem_id="tt_pub_pending")
         c["result"] = gr.HTML(elem_id="tt_pub_result")
         c["lora_text"] = gr.Textbox(label="Paste into a prompt", interactive=False, show_copy_button=True,
@@ -118,7 +120,8 @@ def _wire(ctx: PanelContext, c: dict[str, Any], buttons: dict[str, Any], tab: An
     chosen = [sel, c["run"]]
     form = out(preview_actions.FORM, preview_actions.EPOCHS) + [c["checkpoint"]]
     wire(buttons["render"].click, lambda s, r, *a: actions.render_grid(services, s, r, *a[:-1], progress=a[-1]),
-         chosen + form, out(preview_actions.SHOWN, publish_actions.PICTURE), status=status, progress=True)
+         chosen + form, out(preview_actions.SHOWN, publish_actions.PICTURE), status=status, progress=True,
+         feedback=c["render_feedback"])
     wire(c["earlier"].input, lambda s, r, label: actions.show_earlier(services, s, r, label), chosen + [c["earlier"]],
          out(preview_actions.SHOWN), status=status)
     wire(c["cells"].select, lambda s, r, p, f, i, v: actions.pick_cell(services, s, r, p, f, i, v),
@@ -130,8 +133,8 @@ def _wire(ctx: PanelContext, c: dict[str, Any], buttons: dict[str, Any], tab: An
     publish_form = [c[n] for n in ("checkpoint", "name", "activation", "weight", "notes", "image")]
     confirm_out = out(publish_actions.CONFIRM) + [c["summary"]]
     wire(buttons["publish"].click, lambda s, r, *a: actions.publish(services, s, r, *a), chosen + publish_form,
-         confirm_out, status=status)
+         confirm_out, status=status, feedback=c["publish_feedback"])
     wire(c["overwrite"].click, lambda s, r, *a: actions.publish(services, s, r, *a[:-1], confirmed=a[-1] or None),
-         chosen + publish_form + [c["pending"]], confirm_out, status=status)
+         chosen + publish_form + [c["pending"]], confirm_out, status=status, feedback=c["publish_feedback"])
     wire(c["cancel"].click, lambda: publish_actions.cancel_overwrite(), [], out(publish_actions.CONFIRM),
          status=status)

@@ -15,7 +15,7 @@ import gradio as gr
 from . import tag_actions as actions
 from .tag_actions import TAG_HEADERS
 from .replies import Reply
-from .wiring import PanelContext, wire
+from .wiring import PanelContext, feedback_line, wire
 
 
 @dataclass
@@ -59,11 +59,12 @@ def build_tag_editor(ctx: PanelContext, gallery: Any, note: Any) -> TagEditor:
             image_pick = gr.Dropdown(label="Image", choices=[], elem_id="tt_image_pick", scale=1)
             caption = gr.Textbox(label="Caption of the chosen image", lines=2, elem_id="tt_caption", scale=3)
             save = gr.Button("Save caption", elem_id="tt_save_caption", scale=1)
+        feedback = feedback_line("tt_tags_feedback")
     editor = TagEditor(table, chosen, activation, [gallery, note, image_pick, caption])
     _wire(ctx, editor, dict(
         activation=activation, set_activation=set_activation, undo=undo, search=search, prune=prune,
         target=target, merge=merge, new_tag=new_tag, add=add, underscores=underscores, save=save,
-        gallery=gallery, image_pick=image_pick, caption=caption,
+        gallery=gallery, image_pick=image_pick, caption=caption, feedback=feedback,
     ))
     return editor
 
@@ -82,7 +83,7 @@ def _wire(ctx: PanelContext, editor: TagEditor, c: dict) -> None:
         (c["save"].click, lambda s, i, t: actions.edit(services, s, i, t), [c["image_pick"], c["caption"]]),
     ]
     for listener, handler, inputs in changes:
-        wire(listener, handler, [sel] + inputs, changed, status=status)
+        wire(listener, handler, [sel] + inputs, changed, status=status, feedback=c["feedback"])
     wire(c["search"].change, lambda s, f: actions.filter_tags(services, s, f), [sel, c["search"]], [editor.table],
          status=status, show_progress=False)
     wire(editor.table.select, lambda s, f, cur, i, v: actions.pick_from_table(services, s, f, cur, i, v),

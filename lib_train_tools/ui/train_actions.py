@@ -19,8 +19,9 @@ from ..datasets.small_images import small_images
 from ..jobs.run_options import LOCON_OPTIONS, uses_locon
 from ..projects import load_settings, save_settings, update_settings
 from ..projects.layout import VersionPaths
+from ..projects.refused_entries import accept_fields, refusal_problems, refuse_field, refused_fields
 from .gallery import processed_image_count
-from .replies import Reply, Update, choices, ok
+from .replies import NO_CHANGE, Notice, Reply, Update, choices, ok
 from .run_preview import runs_html
 from .selection import parse_selection, require_version, selection_key
 from .train_form import GRID_KINDS, Field, display_value, form_fields, only_changes, setting_value
@@ -36,6 +37,7 @@ from .train_settings import (
 )
 from .vram import vram_text
 
+REFUSED_MARK = "⚠ NOT SAVED"  # starts a field's help line while its entry is refused
 VIEW_EXTRAS = ("architecture", "steps", "check", "runs", "advanced", "presets", "other_versions")
 APPLIED_EXTRAS = VIEW_EXTRAS[:5]
 
@@ -97,19 +99,53 @@ def _keep_shown(values: tuple, shown: Sequence[Any] | None) -> tuple:
 
 
 def save_field(services, selection: str, name: str, raw: Any) -> Reply:
-    """Save one field; returns the check (and the architecture, LoCon fields or steps it affects)."""
+    """Save one field; returns the check, what else the field affects (the architecture, the LoCon
+    fields) and the field's own marking.
+
+    An entry that cannot be saved is not silently replaced by the previous value: it is recorded as
+    refused (``projects.refused_entries``), the field is marked invalid, the check lists it and no
+    run is queued until the field holds a valid value."""
     field = next(f for f in form_fields() if f.name == name)
     version = require_version(services, selection)
-    value = setting_value(field, raw)
+    try:
+        value = setting_value(field, raw)
+    except ValueError as exc:
+        refuse_field(version, name, str(exc))
+        settings = load_settings(version)
+        kept = (NO_CHANGE,) * len(extra_output_names(name))
+        notice = Notice("error", f"{name} was not saved: {exc}. Training is blocked until it is fixed")
+        return Reply(notice, (check_html(services, settings, version),) + kept + (field_marking(field, str(exc)),))
+    unchanged = name not in refused_fields(version) and _shown_setting(field, load_settings(version)) == value
     settings = update_settings(version, {name: value})
+    accept_fields(version, [name])
     services.store.touch(version)
+    if unchanged:  # left without a change: nothing to announce (a status line would hide the last news)
+        return Reply(None, (check_html(services, settings, version),) + _extra_outputs(services, name, settings)
+                     + (field_marking(field, None),))
     note = ""
     if name == "repeats":
         renamed = apply_repeats(version, value)
         note = f"; the training folder is now {renamed}" if renamed else ""
     shown = "unset" if value is None else repr(value)
     notice = ok(f"{name} = {shown} saved for {version.project}/{version.name}{note}")
-    return Reply(notice, (check_html(services, settings, version),) + _extra_outputs(services, name, settings))
+    return Reply(notice, (check_html(services, settings, version),) + _extra_outputs(services, name, settings)
+                 + (field_marking(field, None),))
+
+
+def _shown_setting(field: Field, settings: Mapping[str, Any]) -> Any:
+    """The setting the field showed before this edit (a marker that equals nothing when unreadable)."""
+    try:
+        return setting_value(field, display_value(field, settings))
+    except ValueError:
+        return object()
+
+
+def field_marking(field: Field, refusal: str | None) -> Update:
+    """A form field's help line: the option's help, or, while its entry is refused, why (the help
+    line is the one place under a field that both gradio versions let a handler change)."""
+    if refusal is None:
+        return Update.of(info=field.param.help)
+    return Update.of(info=f"{REFUSED_MARK}: {refusal}; the run would not use it, so training is blocked")
 
 
 def extra_output_names(name: str) -> tuple[str, ...]:
@@ -192,6 +228,8 @@ def base_family(services, settings: Mapping[str, Any]) -> str | None:
 
 def check_html(services, settings: Mapping[str, Any], version: VersionPaths | None = None) -> str:
     problems, warnings = settings_problems(settings)
+    if version is not None:
+        problems = refusal_problems(refused_fields(version)) + problems
     parts = [_list("These settings cannot train yet", problems, "refused"), _list("Notes", warnings, "info"),
              _list("Dataset", dataset_notes(version, settings) if version is not None else [], "info")]
     estimate = vram_text(settings, base_family(services, settings))
@@ -254,6 +292,7 @@ def refresh_lists(services, selection: str | None) -> Reply:
 
 def _save_all(services, version: VersionPaths, settings: dict, what: str) -> Reply:
     save_settings(version, settings)
+    accept_fields(version)  # the form is filled again from the saved settings
     services.store.touch(version)
     renamed = apply_repeats(version, settings.get("repeats"))
     note = f"; the training folder is now {renamed}" if renamed else ""

@@ -122,7 +122,8 @@ def _wire(ctx: PanelContext, panel: TrainPanel, tab: Any) -> None:
         extra_out = [ex.get(n) or comps[n] for n in actions.extra_output_names(field.name)]
         for event, kwargs in save_events(field.kind):
             wire(event_listener(comps[field.name], event), _saver(services, field.name), [sel, comps[field.name]],
-                 [ex["check"]] + extra_out, status=status, show_progress=False, listener_kwargs=kwargs)
+                 [ex["check"]] + extra_out + [comps[field.name]], status=status, show_progress=False,
+                 listener_kwargs=kwargs)
     grid_inputs = [comps[f.name] for f in actions.grid_fields()]
     for component in grid_inputs:
         wire(component.change, lambda s, *typed: actions.runs(services, s, *typed), [sel] + grid_inputs,

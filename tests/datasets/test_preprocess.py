@@ -110,12 +110,22 @@ def test_rerun_keeps_curation_and_repeats(loaded):
     prune_tags(loaded, ["smile"])
     set_repeats(loaded, 7)
     options = PreprocessOptions(mode="crop", width=32, height=32, crop_anchor="focal", split_ratio=1.5,
-                                flip_copies=True, caption_policy="append")
+                                flip_copies=True, caption_policy="append", repeats=7)
     result = preprocess(loaded, options)
     assert result.folder.name == "7_proj"
     captions = [p.read_text(encoding="utf-8") for p in result.folder.glob("*.txt")]
     assert len(captions) == 40 and not any("smile" in c for c in captions)
     assert tree_hashes(loaded.origin) == origin
+
+
+def test_repeats_not_set_follow_the_image_count_of_each_run(version):
+    version.origin.mkdir(parents=True, exist_ok=True)
+    (version.origin / "a.txt").write_text("only a caption", encoding="utf-8")
+    assert preprocess(version).repeats == 512  # no image yet: 512 / max(0, 1)
+    for i in range(8):
+        Image.new("RGB", (64, 64), (i * 20, 0, 0)).save(version.origin / f"img{i}.png")
+    result = preprocess(version)
+    assert result.repeats == 64 and result.folder.name == "64_proj"  # 512 // 8, not the 512 of the run before
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,23 @@ def test_upload_files_and_a_zip_lists_accepted_and_refused(services, selection, 
     assert len(gallery) == 6 and "not preprocessed yet" in note
     assert picker.get("choices") == []  # captions are edited after preprocessing
     assert calls[-1][0] == calls[-1][1] == 11
-    assert "10 file(s) added, 1 refused" in reply.notice.text
+    assert reply.notice.kind == "warning"  # one file was refused
+    assert reply.notice.text.startswith("6 image(s) and 4 caption(s) added, 1 refused, 0 skipped")
+
+
+def test_a_caption_alone_adds_no_image_and_says_so(services, selection, tmp_path: Path):
+    lonely = tmp_path / "lonely.txt"
+    lonely.write_text("a caption without its picture", encoding="utf-8")
+    reply = actions.upload_files(services, selection, [str(lonely)], False)
+    assert reply.notice.kind == "warning"
+    assert reply.notice.text == ("no images were added (0 refused, 0 skipped; 1 caption(s) wait for an image of "
+                                 "the same name: lonely.txt)")
+    form = (64, 64, "keep_aspect", "center", 0, False, "keep", "png")
+    done = actions.run_preprocess(services, selection, *form)
+    assert done.notice.kind == "warning" and done.notice.text.startswith("no training images")
+    picture = write_pictures(tmp_path / "pic", 1)[0].rename(tmp_path / "pic" / "lonely.png")
+    matched = actions.upload_files(services, selection, [str(picture)], False)
+    assert matched.notice.kind == "ok" and matched.notice.text.startswith("1 image(s) and 0 caption(s) added")
 
 
 def test_upload_without_a_version_is_refused(services):

@@ -32,12 +32,41 @@ def test_settings_are_saved_and_restored_per_version(services, selection):
     assert shown(actions.train_view(services, "テスト/v2"), "network_dim") != 32
     actions.save_field(services, selection, "optimizer_type", "Lion")
     assert shown(actions.train_view(services, selection), "optimizer_type") == "Lion"
+    again = actions.save_field(services, selection, "network_dim", 32)  # left without a change
+    assert again.notice is None and "Settings check" in again.values[0]
+    untouched = actions.save_field(services, selection, "max_train_epochs", None)  # unset, shown unset
+    assert untouched.notice is None
 
 
-def test_invalid_values_are_refused_and_not_saved(services, selection):
-    with pytest.raises(ValueError, match="below the minimum"):
-        actions.save_field(services, selection, "learning_rate", -0.1)
-    assert "learning_rate" not in load_settings(services.store.version("テスト", "v1"))
+def test_invalid_values_are_refused_not_saved_and_block_training(services, selection):
+    from lib_train_tools.ui import progress_actions
+
+    version = services.store.version("テスト", "v1")
+    actions.save_field(services, selection, "learning_rate", 0.01)
+    reply = actions.save_field(services, selection, "learning_rate", -0.1)
+    assert reply.notice.kind == "error" and "learning_rate was not saved" in reply.notice.text
+    assert "below the minimum 0.0" in reply.notice.text
+    assert reply.values[-1].get("info").startswith(actions.REFUSED_MARK + ": learning_rate is -0.1")  # marked
+    assert "cannot train yet" in reply.values[0] and "learning_rate: the last entry was refused" in reply.values[0]
+    assert load_settings(version)["learning_rate"] == 0.01  # kept, but not used: nothing is queued
+    with pytest.raises(ValueError, match="nothing was queued: fix these fields first -- learning_rate"):
+        progress_actions.begin_train(services, selection)
+    assert services.queue.jobs() == []
+    emptied = actions.save_field(services, selection, "learning_rate", None)  # "abc" in a number box
+    assert "learning_rate must be set" in emptied.notice.text and emptied.notice.kind == "error"
+
+    fixed = actions.save_field(services, selection, "learning_rate", 0.02)
+    assert fixed.notice.kind == "ok" and actions.REFUSED_MARK not in fixed.values[-1].get("info")
+    assert "refused" not in fixed.values[0]
+    assert load_settings(version)["learning_rate"] == 0.02
+
+
+def test_a_learning_rate_of_zero_is_a_problem_of_the_check(services, selection):
+    reply = actions.save_field(services, selection, "learning_rate", 0.0)
+    assert reply.notice.kind == "ok"  # in range, so saved; but it cannot train
+    assert "cannot train yet" in reply.values[0] and "learning rate of every trained part is 0" in reply.values[0]
+    reply = actions.save_field(services, selection, "unet_lr", 0.0001)
+    assert "learning rate of every trained part" not in reply.values[0]
 
 
 def test_the_check_lists_problems_of_the_settings_together(services, selection):
@@ -91,7 +120,7 @@ def test_base_model_architecture_is_detected(services, selection):
 
 def test_network_type_shows_the_locon_fields(services, selection):
     reply = actions.save_field(services, selection, "network_type", "LoCon")
-    assert [u.get("visible") for u in reply.values[1:]] == [True, True]
+    assert [u.get("visible") for u in reply.values[1:-1]] == [True, True]
     assert shown(actions.train_view(services, selection), "conv_dim") is None
     assert actions.train_view(services, selection).values[names().index("conv_dim")].get("visible") is True
 
@@ -183,8 +212,9 @@ def test_grid_values_are_saved_and_shown_with_the_runs_they_make(services, selec
     view = actions.train_view(services, selection)
     assert shown(view, "grid_max_train_epochs") == "2, 4"
     assert "2 runs will be queued (2 max_train_epochs)" in extra(view, "runs")
-    with pytest.raises(ValueError, match="grid values"):
-        actions.save_field(services, selection, "grid_max_train_epochs", "2, x")
+    refused = actions.save_field(services, selection, "grid_max_train_epochs", "2, x")
+    assert refused.notice.kind == "error" and "grid values" in refused.notice.text
+    assert load_settings(services.store.version("テスト", "v1"))["grid_max_train_epochs"] == ["2", "4"]
 
 
 def test_the_check_lists_small_images_and_long_captions(services, selection, tmp_path):
