@@ -2,7 +2,8 @@
 
 `JobProgress.apply(event)` takes the events of `train/protocol.py` one by one (parsed only with
 `protocol.parse_event`); the result is what the UI shows: step and epoch counters, the latest loss,
-speed and ETA, the loss curve, the checkpoints and samples written, warnings and the error.
+speed and ETA, the loss curve, the validation losses, the checkpoints and samples written, warnings
+and the error.
 
 A resumed run appends a second ``start`` to the same file: the counters restart from the resumed
 position, while the loss curve, checkpoints, samples and warnings keep the whole history.
@@ -29,6 +30,7 @@ from ..train.protocol import (
     SampleEvent,
     StartEvent,
     StepEvent,
+    ValidationEvent,
     WarningEvent,
     parse_event,
 )
@@ -55,6 +57,8 @@ class JobProgress:
     memory_mb: float | None = None
     losses: list[tuple[int, float]] = field(default_factory=list)
     epoch_losses: list[tuple[int, float]] = field(default_factory=list)
+    validation_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) of every measurement
+    epoch_validation_losses: list[tuple[int, float]] = field(default_factory=list)  # (epoch, loss) at epoch ends
     checkpoints: list[CheckpointEvent] = field(default_factory=list)
     samples: list[SampleEvent] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -98,7 +102,8 @@ class JobProgress:
         return copy.copy(self)._with_copied_lists()
 
     def _with_copied_lists(self) -> JobProgress:
-        for name in ("losses", "epoch_losses", "checkpoints", "samples", "warnings"):
+        for name in ("losses", "epoch_losses", "validation_losses", "epoch_validation_losses", "checkpoints",
+                     "samples", "warnings"):
             setattr(self, name, list(getattr(self, name)))
         return self
 
@@ -107,6 +112,8 @@ class JobProgress:
         data = {k: v for k, v in vars(self).items() if k not in ("checkpoints", "samples", "error")}
         data["losses"] = [list(p) for p in self.losses]
         data["epoch_losses"] = [list(p) for p in self.epoch_losses]
+        data["validation_losses"] = [list(p) for p in self.validation_losses]
+        data["epoch_validation_losses"] = [list(p) for p in self.epoch_validation_losses]
         data["checkpoints"] = [_event_fields(e) for e in self.checkpoints]
         data["samples"] = [_event_fields(e) for e in self.samples]
         data["error"] = _event_fields(self.error) if self.error else None
@@ -146,6 +153,15 @@ def _on_epoch(p: JobProgress, e: EpochEvent) -> None:
         p.epoch_losses.append((e.epoch, e.avg_loss))
 
 
+def _on_validation(p: JobProgress, e: ValidationEvent) -> None:
+    """A measurement repeated for the same step or epoch (a resumed run) replaces the earlier one."""
+    if e.loss is None:
+        return
+    p.validation_losses = [v for v in p.validation_losses if v[0] != e.step] + [(e.step, e.loss)]
+    if e.epoch_end:
+        p.epoch_validation_losses = [v for v in p.epoch_validation_losses if v[0] != e.epoch] + [(e.epoch, e.loss)]
+
+
 def _on_checkpoint(p: JobProgress, e: CheckpointEvent) -> None:
     # A file written again (the final file of a cancelled, then resumed run) is listed once.
     p.checkpoints = [c for c in p.checkpoints if c.path != e.path] + [e]
@@ -172,7 +188,8 @@ def _on_done(p: JobProgress, e: DoneEvent) -> None:
 
 
 _HANDLERS: dict[type, Callable[[JobProgress, Any], None]] = {
-    StartEvent: _on_start, StepEvent: _on_step, EpochEvent: _on_epoch, CheckpointEvent: _on_checkpoint,
+    StartEvent: _on_start, StepEvent: _on_step, EpochEvent: _on_epoch, ValidationEvent: _on_validation,
+    CheckpointEvent: _on_checkpoint,
     SampleEvent: _on_sample, WarningEvent: _on_warning, ErrorEvent: _on_error, DoneEvent: _on_done,
 }
 

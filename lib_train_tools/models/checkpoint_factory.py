@@ -8,7 +8,9 @@ The files are written as the originals are: U-Net under ``model.diffusion_model.
 ``first_stage_model.``, CLIP-L in Hugging Face names (SD1 with its int64 ``position_ids``), the
 OpenCLIP encoders in open_clip names (SD2 with all 24 layers, SDXL's with ``logit_scale``).
 Family ``sd2-v`` is SD2 whose output bias is shifted so the WebUI's test denoise reports
-v-prediction, as it does for real 768-v models; ``sd2`` is shifted the other way.
+v-prediction, as it does for real 768-v models; ``sd2`` is shifted the other way. ``markers``
+adds the empty top-level ``v_pred`` / ``ztsnr`` tensors that v-prediction, zero-terminal-SNR
+finetunes such as NoobAI-XL v-pred carry (``VPRED_ZTSNR`` gives both).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from . import clip_layout
 from .clip import CLIP_L, OPENCLIP_BIGG, OPENCLIP_H_SD2, TINY_CLIP_L, TINY_OPENCLIP_BIGG, TINY_OPENCLIP_H, \
     CLIPTextModel, TextEncoderConfig
 from .detect import UNET_PREFIX, VAE_PREFIX
-from .prediction import V_THRESHOLD, test_denoise_score
+from .prediction import MARKER_KEYS, V_THRESHOLD, test_denoise_score
 from .unet import SD1_UNET, SD2_UNET, SDXL_UNET, TINY_SD1_UNET, TINY_SD2_UNET, TINY_SDXL_UNET, UNetConfig, UNetModel
 from .vae import SD_VAE, SDXL_VAE, TINY_SDXL_VAE, TINY_VAE, AutoencoderKL, VAEConfig
 
@@ -32,6 +34,7 @@ FAMILIES = ("sd1", "sd2", "sd2-v", "sdxl")
 SIZES = ("tiny", "real")
 # Target test-denoise scores: well below the v threshold for v models, well above it otherwise.
 V_SCORE, EPS_SCORE = V_THRESHOLD - 1.0, V_THRESHOLD + 1.0
+VPRED_ZTSNR = MARKER_KEYS  # the markers of a v-prediction model trained with zero terminal SNR
 
 
 @dataclass(frozen=True)
@@ -70,9 +73,13 @@ def recipe(family: str, size: str = "tiny") -> CheckpointRecipe:
                             (te1, te2))
 
 
-def build_state_dict(family: str, size: str = "tiny", seed: int = 0,
-                     dtype: torch.dtype = torch.float16) -> dict[str, torch.Tensor]:
-    """All tensors of a random checkpoint, keyed exactly as in the released single files."""
+def build_state_dict(family: str, size: str = "tiny", seed: int = 0, dtype: torch.dtype = torch.float16,
+                     markers: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """All tensors of a random checkpoint, keyed exactly as in the released single files, plus an
+    empty float tensor for each of ``markers`` (``v_pred``, ``ztsnr``)."""
+    unknown = set(markers) - set(MARKER_KEYS)
+    if unknown:
+        raise ValueError(f"unknown checkpoint markers {sorted(unknown)}; choose from {MARKER_KEYS}")
     r = recipe(family, size)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -83,14 +90,15 @@ def build_state_dict(family: str, size: str = "tiny", seed: int = 0,
         out.update({VAE_PREFIX + k: v for k, v in AutoencoderKL(r.vae).state_dict().items()})
         for placement in r.text_encoders:
             out.update(_text_encoder_tensors(placement))
+        out.update({marker: torch.zeros(0) for marker in markers})
     return {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in out.items()}
 
 
 def write_checkpoint(path: str | os.PathLike, family: str = "sd1", size: str = "tiny", seed: int = 0,
-                     dtype: torch.dtype = torch.float16) -> Path:
+                     dtype: torch.dtype = torch.float16, markers: tuple[str, ...] = ()) -> Path:
     """Write a random checkpoint as ``.safetensors`` or ``.ckpt`` (by suffix), atomically."""
     path = Path(path)
-    state = build_state_dict(family, size, seed, dtype)
+    state = build_state_dict(family, size, seed, dtype, markers)
     if path.suffix not in (".safetensors", ".ckpt"):
         raise ValueError(f"{path.name}: choose a .safetensors or .ckpt file name")
     with atomic_path(path) as tmp:

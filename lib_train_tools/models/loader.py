@@ -52,10 +52,16 @@ class StableDiffusionModels:
     def v_prediction(self) -> bool:
         return self.prediction.v_prediction
 
+    @property
+    def zero_terminal_snr(self) -> bool:
+        return self.prediction.zero_terminal_snr
+
 
 def load_checkpoint(path: str | os.PathLike, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
-                    v_prediction: bool | None = None, parts: tuple[str, ...] = PARTS) -> StableDiffusionModels:
-    """Load ``parts`` of the checkpoint at ``path``; ``v_prediction`` overrides the detection."""
+                    v_prediction: bool | None = None, parts: tuple[str, ...] = PARTS,
+                    zero_terminal_snr: bool | None = None) -> StableDiffusionModels:
+    """Load ``parts`` of the checkpoint at ``path``; ``v_prediction`` and ``zero_terminal_snr``
+    override the detection (``prediction.decide_prediction``) when not None."""
     start = time.perf_counter()
     unknown = set(parts) - set(PARTS)
     if unknown:
@@ -67,7 +73,7 @@ def load_checkpoint(path: str | os.PathLike, dtype: torch.dtype = torch.float32,
         tes = [_load_text_encoder(f, slot, dtype, device) for slot in arch.text_encoders] \
             if "text_encoders" in parts else []
         keys = set(f.keys())
-        prediction = decide_prediction(arch.family, unet, keys, v_prediction)
+        prediction = decide_prediction(arch.family, unet, keys, v_prediction, zero_terminal_snr)
     used_prefixes = (UNET_PREFIX, VAE_PREFIX) + tuple(s.prefix for s in arch.text_encoders)
     ignored = sorted(k for k in keys if not k.startswith(used_prefixes))
     return StableDiffusionModels(str(path), arch, unet, vae, tes, prediction, ignored, time.perf_counter() - start)

@@ -1,8 +1,11 @@
 """Reading and writing kohya-format LoRA files (``.safetensors``).
 
-A file holds, per module name, exactly ``<name>.lora_down.weight``, ``<name>.lora_up.weight`` and
-``<name>.alpha`` (a 0-dim float), plus a flat str->str metadata header. Nothing else may be in it:
-diffusers refuses a kohya file with any other tensor. Writing goes to a temporary file in the target
+A kohya LoRA/LoCon file holds, per module name, exactly ``<name>.lora_down.weight``,
+``<name>.lora_up.weight`` and ``<name>.alpha`` (a 0-dim float), plus a flat str->str metadata header;
+nothing else may be in it, as diffusers refuses a kohya file with any other tensor. LyCORIS files
+(``lycoris.kohya``, which A1111's and Forge's Lora loaders read) use the same module names with the
+parts of their kind instead: LoHa ``hada_w1_a/_b``, ``hada_w2_a/_b``; LoKr ``lokr_w1`` (or
+``lokr_w1_a/_b``) and ``lokr_w2`` (or ``lokr_w2_a/_b``); any kind may add DoRA's ``dora_scale``. Writing goes to a temporary file in the target
 folder (``atomic.atomic_path``, ``.tt-tmp-...``) that is then renamed over the target, so a
 crash never leaves a half-written LoRA behind; a failed write removes it. A LoRA whose tensors are
 not all finite (NaN or infinite) is never written: ``NonFiniteTensors`` says which.
@@ -21,6 +24,13 @@ from torch import Tensor, nn
 from ..atomic import atomic_path
 
 PARTS = ("lora_down.weight", "lora_up.weight", "alpha")
+# The tensors of each kind (besides alpha and dora_scale); a module's kind is the one its parts name.
+KIND_PARTS = {
+    "lora": ("lora_down.weight", "lora_up.weight"),
+    "loha": ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b"),
+    "lokr": ("lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b"),
+}
+ALL_PARTS = frozenset(p for parts in KIND_PARTS.values() for p in parts) | {"alpha", "dora_scale"}
 TORCH_SUFFIXES = (".pt", ".ckpt", ".bin")
 
 PathLike = Union[str, os.PathLike]
@@ -47,20 +57,43 @@ class NonFiniteTensors(ValueError):
 
 @dataclass(frozen=True)
 class ModuleWeights:
-    """The tensors of one LoRA module as stored in a file."""
+    """The tensors of one module as stored in a file: ``tensors`` maps a part (``lora_down.weight``,
+    ``hada_w1_a``, ``dora_scale``, ...) to its tensor; ``alpha`` is kept apart."""
 
-    down: Tensor
-    up: Tensor
+    tensors: Mapping[str, Tensor]
     alpha: float | None   # None: old files without alpha, which mean scale 1
+    kind: str = "lora"    # lora (LoRA/LoCon), loha or lokr
+
+    @property
+    def down(self) -> Tensor:
+        return self.tensors["lora_down.weight"]
+
+    @property
+    def up(self) -> Tensor:
+        return self.tensors["lora_up.weight"]
+
+    @property
+    def dora(self) -> bool:
+        return "dora_scale" in self.tensors
 
     @property
     def rank(self) -> int:
-        return int(self.down.shape[0])
+        """The rank the WebUI loaders divide alpha by (a LoKr with both halves whole: its alpha, or 1)."""
+        t = self.tensors
+        if self.kind == "lora":
+            return int(self.down.shape[0])
+        if self.kind == "loha":
+            return int(t["hada_w1_b"].shape[0])
+        for part in ("lokr_w2_b", "lokr_w1_b"):
+            if part in t and f"{part[:-2]}" not in t:
+                return int(t[part].shape[0])
+        return max(1, int(round(self.alpha))) if self.alpha else 1
 
     @property
     def spatial_kernel(self) -> bool:
-        """True for a LoCon kxk convolution (k > 1)."""
-        return self.down.ndim == 4 and tuple(self.down.shape[2:]) != (1, 1)
+        """True for a kxk convolution (k > 1) where the file shows it (LoRA/LoCon, a whole 4-D lokr_w2)."""
+        shown = self.tensors.get("lora_down.weight", self.tensors.get("lokr_w2"))
+        return shown is not None and shown.ndim == 4 and tuple(shown.shape[2:]) != (1, 1)
 
 
 @dataclass(frozen=True)
@@ -103,18 +136,18 @@ def read_lora(path: PathLike) -> tuple[dict[str, Tensor], dict[str, str]]:
 
 
 def group_modules(tensors: Mapping[str, Tensor], source: str = "state dict") -> dict[str, ModuleWeights]:
-    """Split kohya keys into modules, checking that nothing but down/up/alpha is present."""
+    """Split file keys into modules, checking that each holds exactly the parts of one known kind."""
     parts: dict[str, dict[str, Tensor]] = collections.defaultdict(dict)
     unknown = []
     for key, value in tensors.items():
         name, _, part = key.partition(".")
-        if part not in PARTS or not isinstance(value, Tensor):
+        if part not in ALL_PARTS or not isinstance(value, Tensor):
             unknown.append(key)
         else:
             parts[name][part] = value
     if unknown:
-        raise LoRAFileError(f"{source}: keys that are not kohya LoRA/LoCon tensors (only {', '.join(PARTS)} "
-                            f"are; LyCORIS LoHa/LoKr or bundled embeddings are not supported): {few(unknown)}")
+        raise LoRAFileError(f"{source}: keys that are not LoRA/LoCon, LoHa, LoKr or DoRA tensors (Tucker/CP forms "
+                            f"and bundled embeddings are not supported): {few(unknown)}")
     modules = {name: _module_weights(name, p, source) for name, p in parts.items()}
     if not modules:
         raise LoRAFileError(f"{source}: contains no LoRA modules")
@@ -122,19 +155,45 @@ def group_modules(tensors: Mapping[str, Tensor], source: str = "state dict") -> 
 
 
 def _module_weights(name: str, parts: dict[str, Tensor], source: str) -> ModuleWeights:
-    down, up, alpha = parts.get("lora_down.weight"), parts.get("lora_up.weight"), parts.get("alpha")
+    kinds = [kind for kind, names in KIND_PARTS.items() if any(p in parts for p in names)]
+    if len(kinds) != 1:
+        raise LoRAFileError(f"{source}: module {name} has " + ("no weights" if not kinds else
+                            f"the parts of several kinds ({', '.join(kinds)}): {few(parts)}"))
+    for part, t in parts.items():
+        if not t.is_floating_point():
+            raise LoRAFileError(f"{source}: {name}.{part} is {t.dtype}, not a float tensor")
+    alpha = parts.pop("alpha", None)
+    if alpha is not None and alpha.numel() != 1:
+        raise LoRAFileError(f"{source}: {name}.alpha must be a scalar, has shape {list(alpha.shape)}")
+    {"lora": _check_lora, "loha": _check_loha, "lokr": _check_lokr}[kinds[0]](name, parts, source)
+    return ModuleWeights(parts, None if alpha is None else float(alpha.reshape(())), kinds[0])
+
+
+def _check_lora(name: str, parts: dict[str, Tensor], source: str) -> None:
+    down, up = parts.get("lora_down.weight"), parts.get("lora_up.weight")
     if down is None or up is None:
         missing = "lora_down.weight" if down is None else "lora_up.weight"
         raise LoRAFileError(f"{source}: module {name} has no {missing}")
     if down.ndim not in (2, 4) or up.ndim != down.ndim or down.shape[0] != up.shape[1]:
         raise LoRAFileError(f"{source}: module {name} has mismatched shapes down {list(down.shape)} "
                             f"up {list(up.shape)}")
-    for part, t in parts.items():
-        if not t.is_floating_point():
-            raise LoRAFileError(f"{source}: {name}.{part} is {t.dtype}, not a float tensor")
-    if alpha is not None and alpha.numel() != 1:
-        raise LoRAFileError(f"{source}: {name}.alpha must be a scalar, has shape {list(alpha.shape)}")
-    return ModuleWeights(down, up, None if alpha is None else float(alpha.reshape(())))
+
+
+def _check_loha(name: str, parts: dict[str, Tensor], source: str) -> None:
+    missing = [p for p in KIND_PARTS["loha"] if p not in parts]
+    if missing:
+        raise LoRAFileError(f"{source}: LoHa module {name} has no {', '.join(missing)}")
+    w1a, w1b, w2a, w2b = (parts[p] for p in KIND_PARTS["loha"])
+    if any(t.ndim != 2 for t in (w1a, w1b, w2a, w2b)) or w1a.shape[1] != w1b.shape[0] \
+            or w2a.shape[1] != w2b.shape[0] or w1a.shape[0] != w2a.shape[0] or w1b.shape[1] != w2b.shape[1]:
+        raise LoRAFileError(f"{source}: LoHa module {name} has mismatched shapes "
+                            f"{[list(parts[p].shape) for p in KIND_PARTS['loha']]}")
+
+
+def _check_lokr(name: str, parts: dict[str, Tensor], source: str) -> None:
+    for half in ("lokr_w1", "lokr_w2"):
+        if half not in parts and not (f"{half}_a" in parts and f"{half}_b" in parts):
+            raise LoRAFileError(f"{source}: LoKr module {name} has no {half} (nor {half}_a and {half}_b)")
 
 
 def lora_dims(modules: Mapping[str, ModuleWeights]) -> LoRADims:
@@ -154,7 +213,7 @@ def lora_dims(modules: Mapping[str, ModuleWeights]) -> LoRADims:
 def save_lora(path: PathLike, network: nn.Module | Mapping[str, Tensor], metadata: Mapping[str, str],
               dtype: torch.dtype = torch.float16,
               add_hashes: Callable[[Mapping[str, Tensor], Mapping[str, str]], dict[str, str]] | None = None) -> Path:
-    """Write ``network``'s kohya tensors (weights in ``dtype``, alpha as float32) with ``metadata``.
+    """Write ``network``'s tensors (weights in ``dtype``, alpha and dora_scale as float32) with ``metadata``.
 
     ``network`` is a ``LoRANetwork`` or its ``state_dict()``. ``add_hashes`` may extend the
     metadata from the exact tensors written (the ``sshs_*`` hashes). The file appears only when complete.
@@ -190,6 +249,7 @@ def _check_finite(path: Path, state: Mapping[str, Tensor], tensors: Mapping[str,
 
 def _for_file(key: str, value: Tensor, dtype: torch.dtype) -> Tensor:
     # alpha stays float32: alpha/rank is the scale, and half precision would round non-integer alphas.
-    target = torch.float32 if key.endswith(".alpha") else dtype
+    # dora_scale too: it scales the whole weight, not a small change of it (one float per input channel).
+    target = torch.float32 if key.endswith((".alpha", ".dora_scale")) else dtype
     value = value.detach().to(device="cpu", dtype=target)
     return value.reshape(()) if key.endswith(".alpha") else value.contiguous()

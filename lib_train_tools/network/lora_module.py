@@ -4,6 +4,9 @@
 the layer in the model tree: ``apply()`` installs its forward on the layer instance and ``remove()``
 takes it away again, so the model's own ``state_dict`` keys never change and the adapter's
 ``state_dict`` holds only ``lora_down.weight``, ``lora_up.weight`` and ``alpha`` (kohya's keys).
+
+With ``weight_decompose`` (DoRA, LyCORIS' ``dora_wd``) it also holds ``dora_scale`` and the branch
+becomes the weight change ``dora.decomposed_delta`` of ``dW = lora_up @ lora_down * alpha / rank``.
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import torch_compat
+from . import dora
+from .weight_adapter import layer_op
 
 
 class LinearAsConv1x1(nn.Module):
@@ -42,13 +47,14 @@ class LoRAModule(nn.Module):
     lora_down: Projection
     lora_up: Projection
     alpha: Tensor                  # a buffer
+    dora_scale: nn.Parameter | None
     layer: nn.Linear | nn.Conv2d   # set through __dict__ (see __init__); _make_projections rejects other layers
     _base_forward: Callable[[Tensor], Tensor] | None
 
     def __init__(self, name: str, layer: nn.Module, rank: int, alpha: float | None = None,
                  multiplier: float = 1.0, dropout: float = 0.0, rank_dropout: float = 0.0,
                  module_dropout: float = 0.0, store_as_conv: bool = False,
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, weight_decompose: bool = False) -> None:
         super().__init__()
         if rank < 1:
             raise ValueError(f"{name}: LoRA rank must be >= 1, got {rank}")
@@ -67,6 +73,7 @@ class LoRAModule(nn.Module):
         self.register_buffer("alpha", torch.tensor(alpha, dtype=torch.float32, device=device))
         # A plain attribute, not a submodule: the base layer's weights must stay out of our state_dict.
         self.__dict__["layer"] = layer
+        self.dora_scale = dora.magnitude_parameter(cast(Tensor, layer.weight)) if weight_decompose else None
         self._base_forward = None
         self._had_instance_forward = False
 
@@ -109,6 +116,8 @@ class LoRAModule(nn.Module):
             return y
         if self.training and self.module_dropout and torch.rand(()) < self.module_dropout:
             return y
+        if self.dora_scale is not None:
+            return y + self._dora_branch(x).to(y.dtype)
         weight = self.lora_down.weight
         if x.dtype != weight.dtype and not torch_compat.is_autocast_enabled(x.device):
             x = x.to(weight.dtype)
@@ -133,11 +142,28 @@ class LoRAModule(nn.Module):
             mask = mask.reshape(h.shape[0], *([1] * (h.ndim - 2)), self.rank)
         return h * mask.to(h.dtype), 1.0 - self.rank_dropout
 
+    def _dora_branch(self, x: Tensor) -> Tensor:
+        """DoRA: ``op(x, decomposed change)``; rank dropout drops rank channels of dW for the whole batch."""
+        assert self.dora_scale is not None  # forward() calls this for DoRA modules only
+        up, down = self.lora_up.weight.flatten(1), self.lora_down.weight.flatten(1)
+        scale = self.alpha / self.rank
+        if self.training and self.rank_dropout:
+            keep = torch.rand(self.rank, device=up.device) > self.rank_dropout
+            up, scale = up * keep.to(up.dtype), scale / (1.0 - self.rank_dropout)
+        change = dora.decomposed_delta(self.layer.weight, up @ down * scale.to(up.dtype), self.dora_scale,
+                                       self.multiplier)
+        if not torch_compat.is_autocast_enabled(x.device):
+            change = change.to(x.dtype)
+        return layer_op(self.layer, x, change)
+
     @torch.no_grad()
     def delta_weight(self) -> Tensor:
         """The change of the wrapped layer's weight this adapter stands for (float32, at its multiplier)."""
         down = self.lora_down.weight.float().flatten(1)       # [r, in * k * k]
         up = self.lora_up.weight.float().flatten(1)           # [out, r]
+        if self.dora_scale is not None:
+            delta = up @ down * (float(self.alpha) / self.rank)
+            return dora.decomposed_delta(self.layer.weight, delta, self.dora_scale, self.multiplier)
         scale = self.multiplier * float(self.alpha) / self.rank
         return (up @ down * scale).reshape(self.layer.weight.shape)
 
@@ -150,7 +176,8 @@ class LoRAModule(nn.Module):
 
     def extra_repr(self) -> str:
         alpha = "?" if self.alpha.is_meta else f"{float(self.alpha):g}"
-        return f"{self.lora_name}, rank={self.rank}, alpha={alpha}, multiplier={self.multiplier}"
+        return (f"{self.lora_name}, rank={self.rank}, alpha={alpha}, multiplier={self.multiplier}"
+                f"{', dora' if self.dora_scale is not None else ''}")
 
 
 def _make_projections(layer: nn.Module, rank: int, store_as_conv: bool, device,

@@ -4,6 +4,8 @@
 continues from an existing file, taking each module's rank and alpha from it. The network is an
 ``nn.Module`` whose direct children are the adapters under their kohya names, so ``state_dict()``
 holds exactly the keys of a kohya file (``<name>.lora_down.weight``, ``.lora_up.weight``, ``.alpha``).
+``NetworkConfig.adapter`` picks LyCORIS' LoHa / LoKr modules or DoRA instead (``adapters.py``); their
+keys are LyCORIS' (``hada_w1_a``, ``lokr_w1``, ``dora_scale``, ...) under the same module names.
 """
 from __future__ import annotations
 
@@ -16,9 +18,11 @@ from torch import Tensor, nn
 
 from lib_train_tools.models.unet import UNetModel
 
+from .blocks import BlockOptions, BlockPlan, block_plan
 from .kohya_names import check_family, text_encoder_prefixes
 from .lora_file import LoRAFileError, ModuleWeights, few, group_modules, lora_dims, read_lora
-from .lora_module import LoRAModule
+from .adapters import Adapter, AdapterSpec, load_adapter, make_adapter, spec_of_file
+from .param_groups import LoRAPlus, build_param_groups
 from .targets import LoRATarget, text_encoder_targets, unet_targets
 
 WeightsSource = Union[str, os.PathLike, Mapping[str, Tensor]]
@@ -42,6 +46,7 @@ class NetworkConfig:
     train_unet: bool = True
     train_text_encoder: bool = True
     multiplier: float = 1.0
+    adapter: AdapterSpec = AdapterSpec()   # the module kind: LoRA/LoCon (default), LoHa, LoKr; DoRA
 
     def __post_init__(self) -> None:
         if self.network_dim < 1:
@@ -81,30 +86,41 @@ class LoRANetwork(nn.Module):
     """LoRA adapters for a U-Net and its text encoders; see ``create_network``."""
 
     def __init__(self, unet: UNetModel | None, text_encoders: Sequence[nn.Module], family: str,
-                 config: NetworkConfig, module_dims: Mapping[str, tuple[int, float | None]] | None = None) -> None:
+                 config: NetworkConfig, module_dims: Mapping[str, tuple[int, float | None]] | None = None,
+                 blocks: BlockPlan | None = None) -> None:
         super().__init__()
         self.family = check_family(family)
         self.config = config
+        self.blocks = blocks  # block-wise ranks and lr weights (blocks.py); None: not block-wise
         module_dims = dict(module_dims or {})
         candidates = _candidate_targets(unet, text_encoders, family, config)
         self.known_names = frozenset(t.name for group in candidates.values() for t in group)
-        self.unet_loras: list[LoRAModule] = []
-        self.text_encoder_loras: list[LoRAModule] = []
+        self.unet_loras: list[Adapter] = []
+        self.text_encoder_loras: list[Adapter] = []
         for trained, group in ((config.train_text_encoder, candidates["te"]), (config.train_unet, candidates["unet"])):
             for target in group if trained else ():
-                if target.locon and not config.locon and target.name not in module_dims:
+                dims = module_dims.get(target.name) or self._rank_alpha(target)
+                if dims is None:
                     continue
-                rank, alpha = module_dims.get(target.name) or config.rank_alpha(target)
-                module = LoRAModule(target.name, target.module, rank, alpha, config.multiplier, config.dropout,
-                                    config.rank_dropout, config.module_dropout, target.store_as_conv)
+                rank, alpha = dims
+                module = make_adapter(config.adapter, target, rank, alpha, config.multiplier, config.dropout,
+                                      config.rank_dropout, config.module_dropout)
                 if target.name in self._modules:
                     raise NetworkError(f"two layers map to the same LoRA name {target.name}")
                 self.add_module(target.name, module)
                 (self.unet_loras if target.prefix == "lora_unet" else self.text_encoder_loras).append(module)
 
+    def _rank_alpha(self, target: LoRATarget) -> tuple[int, float | None] | None:
+        """A new module's (rank, alpha); None leaves the layer without one (LoCon off, or rank 0 in its block)."""
+        if target.prefix == "lora_unet" and self.blocks is not None and self.blocks.dims is not None:
+            return self.blocks.rank_alpha(target.name, target.locon, target.spatial_kernel)
+        if target.locon and not self.config.locon:
+            return None
+        return self.config.rank_alpha(target)
+
     # ------------------------------------------------------------------ use
 
-    def loras(self) -> list[LoRAModule]:
+    def loras(self) -> list[Adapter]:
         return self.text_encoder_loras + self.unet_loras
 
     def module_counts(self) -> dict[str, int]:
@@ -138,21 +154,17 @@ class LoRANetwork(nn.Module):
             module.merge()
 
     def param_groups(self, unet_lr: float | None, text_encoder_lr: float | None,
-                     default_lr: float | None) -> list[dict]:
+                     default_lr: float | None, loraplus: LoRAPlus | None = None) -> list[dict]:
         """Optimizer groups as sd-scripts makes them: text encoder first, then U-Net.
 
-        A part's lr falls back to ``default_lr`` when None; a part whose lr is then 0 or None gets no
-        group and its parameters stop requiring gradients (they are still saved, unchanged).
+        A part's lr falls back to ``default_lr`` when None; a group whose lr is then 0 or None is left
+        out and its parameters stop requiring gradients (they are still saved, unchanged). ``loraplus``
+        gives ``lora_up`` its own faster group; block lr weights (``self.blocks``) split the U-Net per
+        block (see ``param_groups.py``).
         """
-        groups = []
-        for name, loras, lr in (("text_encoder", self.text_encoder_loras, text_encoder_lr),
-                                ("unet", self.unet_loras, unet_lr)):
-            lr = default_lr if lr is None else lr
-            params = [p for module in loras for p in module.parameters()]
-            for p in params:
-                p.requires_grad_(bool(lr))
-            if params and lr:
-                groups.append({"params": params, "lr": lr, "name": name})
+        groups = build_param_groups(self.text_encoder_loras, self.unet_loras,
+                                    default_lr if text_encoder_lr is None else text_encoder_lr,
+                                    default_lr if unet_lr is None else unet_lr, loraplus, self.blocks)
         if not groups:
             raise NetworkError(f"no LoRA parameters to train: learning rates unet={unet_lr}, "
                                f"text_encoder={text_encoder_lr}, default={default_lr}")
@@ -172,10 +184,10 @@ class LoRANetwork(nn.Module):
         if unknown:
             raise LoRAFileError(f"{label}: {len(unknown)} LoRA module(s) match no layer of this {self.family} model: "
                                 f"{few(unknown)}")
-        own: dict[str, LoRAModule] = dict(self.named_children())  # type: ignore[arg-type]
+        own: dict[str, Adapter] = dict(self.named_children())  # type: ignore[arg-type]
         for name, weights in modules.items():
             if name in own:
-                _load_module(own[name], weights.down, weights.up, weights.alpha, label)
+                load_adapter(own[name], weights, label)
         return LoadResult(
             loaded=sum(1 for n in modules if n in own),
             skipped=tuple(sorted(n for n in modules if n not in own)),
@@ -206,47 +218,37 @@ def _candidate_targets(unet: UNetModel | None, text_encoders: Sequence[nn.Module
     return {"unet": unet_part, "te": te_part}
 
 
-def _load_module(module: LoRAModule, down: Tensor, up: Tensor, alpha: float | None, label: str) -> None:
-    for param, value, part in ((module.lora_down.weight, down, "lora_down"), (module.lora_up.weight, up, "lora_up")):
-        param.copy_(_fit(value, param, f"{label}: {module.lora_name}.{part}.weight"))
-    # Files without alpha (old kohya versions) mean scale 1.
-    module.alpha.fill_(module.rank if alpha is None else alpha)
-
-
-def _fit(value: Tensor, param: Tensor, what: str) -> Tensor:
-    """``value`` in ``param``'s shape; a Linear's [a, b] and a 1x1 conv's [a, b, 1, 1] are interchangeable."""
-    if value.shape == param.shape:
-        return value
-    if value.shape[:2] == param.shape[:2] and {value.ndim, param.ndim} == {2, 4} \
-            and value.numel() == param.numel():
-        return value.reshape(param.shape)
-    raise LoRAFileError(f"{what} has shape {list(value.shape)}, the network expects {list(param.shape)} "
-                        f"(a different rank? continue with create_network_from_weights to take ranks from the file)")
-
-
 def create_network(unet: UNetModel | None, text_encoders: Sequence[nn.Module], family: str, network_dim: int,
                    network_alpha: float | None, conv_dim: int | None = None, conv_alpha: float | None = None,
                    dropout: float = 0.0, rank_dropout: float = 0.0, module_dropout: float = 0.0,
                    train_unet: bool = True, train_text_encoder: bool = True,
-                   multiplier: float = 1.0) -> LoRANetwork:
+                   multiplier: float = 1.0, blocks: BlockOptions | None = None,
+                   adapter: AdapterSpec | None = None) -> LoRANetwork:
     """A fresh LoRA (or LoCon, with ``conv_dim``) network; call ``.apply()`` to activate it.
 
     ``family`` is ``sd1``, ``sd2`` or ``sdxl``; ``text_encoders`` are the model's encoders in order
     (one, or two for SDXL). New adapters change nothing until trained (``lora_up`` starts at zero).
+    ``blocks`` sets U-Net ranks and lr weights per block (``blocks.py``; BlockError when malformed).
+    ``adapter`` picks the module kind (LoHa, LoKr, DoRA; default LoRA/LoCon).
     """
     config = NetworkConfig(network_dim, network_alpha, conv_dim, conv_alpha, dropout, rank_dropout, module_dropout,
-                           train_unet, train_text_encoder, multiplier)
-    return LoRANetwork(unet, text_encoders, family, config)
+                           train_unet, train_text_encoder, multiplier, adapter or AdapterSpec())
+    plan = block_plan(blocks or BlockOptions(), check_family(family), network_dim, network_alpha, conv_dim, conv_alpha)
+    return LoRANetwork(unet, text_encoders, family, config, blocks=plan)
 
 
 def create_network_from_weights(unet: UNetModel | None, text_encoders: Sequence[nn.Module], family: str,
                                 weights: WeightsSource, dropout: float = 0.0, rank_dropout: float = 0.0,
                                 module_dropout: float = 0.0, train_unet: bool = True,
-                                train_text_encoder: bool = True, multiplier: float = 1.0) -> LoRANetwork:
+                                train_text_encoder: bool = True, multiplier: float = 1.0,
+                                blocks: BlockOptions | None = None) -> LoRANetwork:
     """Continue training from a kohya LoRA/LoCon file: ranks and alphas come from the file.
 
     Every module in the file is created with its own rank/alpha; target layers the file lacks get
-    the file's most common rank/alpha; LoCon is on exactly when the file has kxk convolutions.
+    the file's most common rank/alpha; LoCon is on exactly when the file has kxk convolutions. The
+    module kind (LoRA, LoHa, LoKr, with or without DoRA) is the file's.
+    With ``blocks``, the layers the file lacks get their block's rank instead (rank 0: none), and the
+    lr weights apply as in ``create_network``.
     """
     modules, label = _read_modules(weights)
     dims = lora_dims(modules)
@@ -254,8 +256,10 @@ def create_network_from_weights(unet: UNetModel | None, text_encoders: Sequence[
     assert fallback_dim is not None  # group_modules rejects a file without modules, so one of them is set
     fallback_alpha = dims.network_alpha if dims.network_dim else dims.conv_alpha
     config = NetworkConfig(fallback_dim, fallback_alpha, dims.conv_dim, dims.conv_alpha, dropout, rank_dropout,
-                           module_dropout, train_unet, train_text_encoder, multiplier)
+                           module_dropout, train_unet, train_text_encoder, multiplier, spec_of_file(modules, label))
     module_dims = {name: (m.rank, m.alpha if m.alpha is not None else float(m.rank)) for name, m in modules.items()}
-    network = LoRANetwork(unet, text_encoders, family, config, module_dims)
+    plan = block_plan(blocks or BlockOptions(), check_family(family), fallback_dim, fallback_alpha, dims.conv_dim,
+                      dims.conv_alpha)
+    network = LoRANetwork(unet, text_encoders, family, config, module_dims, blocks=plan)
     network.load_modules(modules, label)
     return network

@@ -5,7 +5,10 @@ LoRA network of the last file is kept too, so a row of weights builds it once. F
 network's multiplier is set to the cell's weight, its adapters are applied, the image is sampled
 with ``train.sample_images.generate_sample`` and the adapters are removed again, even when sampling
 fails: the cached base model never keeps a LoRA between cells. At weight 0 an adapter adds nothing,
-so that cell is the base model's image, pixel for pixel.
+so that cell is the base model's image, pixel for pixel. A LoRA file of this trainer records the
+parameterisation its run trained with (``ss_v_parameterization``, ``ss_zero_terminal_snr``); its
+cells are sampled the same way, so the grid matches the run's samples. Other files (and the base
+alone) follow the base model's detection.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..network.lora_file import read_lora
 from ..network.network import LoRANetwork, create_network_from_weights
 from ..train.sample_images import generate_sample
 from ..train.sample_prompts import SamplePrompt
+from .lora_info import LoraInfoError, read_metadata
 
 FileKey = tuple[str, int, int]   # resolved path, mtime (ns), size: a rewritten file is read again
 
@@ -49,9 +53,11 @@ class OwnSamplerRenderer:
                               request.seed, request.steps, request.cfg_scale, request.sampler)
         with self._lock:
             models = self._base_models(Path(request.base_model))
+            v_prediction, zero_terminal_snr = trained_prediction(request.lora_path)
             with self._lora_applied(models, request.lora_path, request.weight):
                 return generate_sample(models, prompt, request.sampler, self.device, self.dtype,
-                                       request.clip_skip or 1, self.token_windows)
+                                       request.clip_skip or 1, self.token_windows, v_prediction=v_prediction,
+                                       zero_terminal_snr=zero_terminal_snr)
 
     def release(self) -> None:
         """Drop the cached base model and network (call before training to free memory)."""
@@ -98,6 +104,22 @@ class OwnSamplerRenderer:
             self._network = None
             self._network = (base_key, key, build_network(models, path))
         return self._network[2]
+
+
+def trained_prediction(lora_path: Path | None) -> tuple[bool | None, bool | None]:
+    """(v-prediction, zero terminal SNR) as the LoRA's metadata records its training run, or
+    (None, None) where it does not: no file, not a .safetensors, or written by another trainer
+    (sd-scripts records no ``ss_v_parameterization``, and its ``ss_zero_terminal_snr`` says only
+    whether the option was given)."""
+    if lora_path is None or Path(lora_path).suffix.lower() != ".safetensors":
+        return None, None
+    try:
+        metadata = read_metadata(lora_path)
+    except LoraInfoError:
+        return None, None
+    if metadata.get("ss_v_parameterization") not in ("True", "False"):
+        return None, None
+    return metadata["ss_v_parameterization"] == "True", metadata.get("ss_zero_terminal_snr") == "True"
 
 
 def build_network(models: StableDiffusionModels, path: Path) -> LoRANetwork:

@@ -30,9 +30,19 @@ from typing import Any
 from ..train.config_checks import ConfigError
 from ..train.config_toml import flatten_tables, read_toml_file
 from ..train.params import PARAMS_BY_NAME
-from ..train.protocol import CheckpointEvent, DoneEvent, ErrorEvent, StartEvent, StepEvent, WarningEvent, parse_event
+from ..train.protocol import (
+    CheckpointEvent,
+    DoneEvent,
+    ErrorEvent,
+    StartEvent,
+    StepEvent,
+    ValidationEvent,
+    WarningEvent,
+    parse_event,
+)
 from ..train.state_folders import newest_complete_state
 from .lora_info import LoraInfo, LoraInfoError, read_lora_info
+from .suggested_epoch import suggested_checkpoint
 
 JOB_FILE = "job.json"
 CONFIG_FILE = "config.toml"
@@ -76,6 +86,7 @@ class ProgressSummary:
     error: ErrorEvent | None = None
     warnings: tuple[str, ...] = ()
     checkpoint_events: tuple[CheckpointEvent, ...] = ()
+    validation_losses: tuple[tuple[int, float], ...] = ()  # (epoch, loss) measured at epoch ends, by epoch
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,11 @@ class RunInfo:
     def all_checkpoints(self) -> list[CheckpointInfo]:
         """Epoch/step files, then the final file."""
         return self.checkpoints + ([self.final] if self.final else [])
+
+    @property
+    def suggested(self) -> CheckpointInfo | None:
+        """The LoRA file of the epoch with the lowest validation loss (``suggested_epoch``); None without one."""
+        return suggested_checkpoint(self.all_checkpoints, self.progress.validation_losses)
 
 
 def list_runs(version) -> list[RunInfo]:
@@ -160,6 +176,7 @@ def read_progress(path: Path) -> ProgressSummary:
         return ProgressSummary()
     values: dict[str, Any] = {}
     warnings, checkpoints = [], []
+    validation: dict[int, float] = {}
     for event in map(parse_event, lines):
         if isinstance(event, StartEvent):
             values.update(architecture=event.architecture or None, total_steps=event.total_steps,
@@ -168,6 +185,8 @@ def read_progress(path: Path) -> ProgressSummary:
             values["last_step"] = event.step
         elif isinstance(event, CheckpointEvent):
             checkpoints.append(event)
+        elif isinstance(event, ValidationEvent) and event.epoch_end and isinstance(event.loss, (int, float)):
+            validation[event.epoch] = float(event.loss)  # a resumed run's measurement replaces an earlier one
         elif isinstance(event, WarningEvent):
             warnings.append(event.message)
         elif isinstance(event, ErrorEvent):
@@ -176,7 +195,8 @@ def read_progress(path: Path) -> ProgressSummary:
             values.update(done_status=event.status, finished=event.time, final_path=event.path)
             if event.step is not None:
                 values["last_step"] = event.step
-    return ProgressSummary(**values, warnings=tuple(warnings), checkpoint_events=tuple(checkpoints))
+    return ProgressSummary(**values, warnings=tuple(warnings), checkpoint_events=tuple(checkpoints),
+                           validation_losses=tuple(sorted(validation.items())))
 
 
 def list_checkpoints(run_dir: Path, output_name: str, progress: ProgressSummary | None = None) -> list[CheckpointInfo]:

@@ -5,6 +5,8 @@ dropout of step k are the same whether the run was interrupted or not. The loop 
 planned steps, on a cancel request (after finishing the current step: it then saves a checkpoint
 and the state), or on a non-finite loss (nothing more is written; the last good file stays). Every
 save checks the weights too (``saving.NonFiniteWeights``): a finite loss does not prove finite weights.
+With held-out images, the validation loss is measured after the epochs and steps ``validation.is_due``
+names (``validation.py``), from its own fixed draws, so it never shifts the training's random numbers.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .protocol import CheckpointEvent, EpochEvent, StepEvent
 from .sample_schedule import maybe_sample
 from .saving import Position, epoch_file, final_file, last_file_note, save_checkpoint, save_state, step_file
 from .step import add_training_noise, compute_loss, encode_batch, predict, unet_kernels
+from .validation import Validator, maybe_validate
 
 SEED_MIX = 1_000_003
 
@@ -100,6 +103,9 @@ def accumulation_groups(loader: EpochLoader, size: int):
 def train(s, progress, stop, start: Position) -> tuple[str, Position]:
     """Run from ``start`` to the end of the plan; returns ("completed" | "cancelled", position)."""
     meter, plan, step = Meter(), s.plan, start.step
+    validator = Validator(s)
+    if s.dataset.validation_note and s.dist.is_main:
+        progress.warning(s.dataset.validation_note)
     s.network.train()
     for epoch in range(start.epoch, plan.epochs):
         done_in_epoch = start.batch_in_epoch if epoch == start.epoch else 0
@@ -120,7 +126,8 @@ def train(s, progress, stop, start: Position) -> tuple[str, Position]:
                 break
             maybe_save_steps(s, progress, step, epoch)
             maybe_sample(s, progress, epoch, step, epoch_end=False)
-        end_epoch(s, progress, meter, epoch, step)
+            maybe_validate(s, progress, validator, epoch, step, epoch_end=False)
+        end_epoch(s, progress, meter, epoch, step, validator)
         if step >= plan.total_steps:
             break
     return "completed", Position(step, plan.epochs, 0)
@@ -143,7 +150,7 @@ def maybe_save_steps(s, progress, step: int, epoch: int) -> None:
         progress.write(CheckpointEvent(path=str(path), step=step, epoch=epoch + 1))
 
 
-def end_epoch(s, progress, meter: Meter, epoch: int, step: int) -> None:
+def end_epoch(s, progress, meter: Meter, epoch: int, step: int, validator: Validator | None = None) -> None:
     last = epoch + 1 == s.plan.epochs or step >= s.plan.total_steps
     if s.dist.is_main:
         avg = sum(meter.epoch_losses) / len(meter.epoch_losses) if meter.epoch_losses else None
@@ -155,6 +162,8 @@ def end_epoch(s, progress, meter: Meter, epoch: int, step: int) -> None:
             if s.cfg.save_state:
                 save_state(s, Position(step, epoch + 1, 0))
     maybe_sample(s, progress, epoch, step, epoch_end=True)
+    if validator is not None:
+        maybe_validate(s, progress, validator, epoch, step, epoch_end=True)
 
 
 def save_on_stop(s, progress, position: Position) -> Position:

@@ -46,24 +46,10 @@ KOHYA_ONLY_KEYS = {
     "ss_num_validation_images": ("num_validation_images", 0),
     "ss_lowram": ("lowram", False),
     "ss_adaptive_noise_scale": ("adaptive_noise_scale", None),
-    "ss_zero_terminal_snr": ("zero_terminal_snr", False),
-    "ss_noise_offset_random_strength": ("noise_offset_random_strength", False),
     "ss_face_crop_aug_range": ("face_crop_aug_range", None),
     "ss_scale_weight_norms": ("scale_weight_norms", None),
-    "ss_ip_noise_gamma": ("ip_noise_gamma", None),
-    "ss_ip_noise_gamma_random_strength": ("ip_noise_gamma_random_strength", False),
-    "ss_debiased_estimation": ("debiased_estimation_loss", False),
-    "ss_loss_type": ("loss_type", "l2"),
-    "ss_huber_schedule": ("huber_schedule", "snr"),
-    "ss_huber_scale": ("huber_scale", 1.0),
-    "ss_huber_c": ("huber_c", 0.1),
     "ss_fp8_base": ("fp8_base", False),
     "ss_fp8_base_unet": ("fp8_base_unet", False),
-    "ss_validation_seed": ("validation_seed", None),
-    "ss_validation_split": ("validation_split", 0.0),
-    "ss_max_validation_steps": ("max_validation_steps", None),
-    "ss_validate_every_n_epochs": ("validate_every_n_epochs", None),
-    "ss_validate_every_n_steps": ("validate_every_n_steps", None),
     "ss_resize_interpolation": ("resize_interpolation", None),
 }
 
@@ -138,12 +124,13 @@ def modelspec_metadata(cfg: TrainConfig, *, family: str, v_prediction: bool, res
     return spec
 
 
-def _network_keys(cfg: TrainConfig, family: str, v_prediction: bool, network_module: str) -> dict[str, str]:
+def _network_keys(cfg: TrainConfig, family: str, v_prediction: bool, network_module: str | None) -> dict[str, str]:
     """The keys sd-scripts keeps even with `no_metadata`: what a loader needs to apply the LoRA."""
     keys = {
         "ss_v2": str(family == "sd2"),
         "ss_base_model_version": base_model_version(family, v_prediction),
-        "ss_network_module": network_module,
+        # lycoris.kohya files carry their algo, dora_wd, factor, ... in ss_network_args, as LyCORIS writes them.
+        "ss_network_module": network_module or cfg.network_module,
         "ss_network_dim": str(cfg.network_dim),
         "ss_network_alpha": str(cfg.network_alpha),
     }
@@ -155,7 +142,7 @@ def _network_keys(cfg: TrainConfig, family: str, v_prediction: bool, network_mod
 
 def minimal_metadata(cfg: TrainConfig, *, family: str, v_prediction: bool, resolution: tuple[int, int],
                      saved_at: float | None = None,
-                     network_module: str = "networks.lora") -> dict[str, str]:
+                     network_module: str | None = None) -> dict[str, str]:
     """The reduced metadata written with sd-scripts' `no_metadata`: network keys and ModelSpec only."""
     when = time.time() if saved_at is None else saved_at
     return {
@@ -239,13 +226,19 @@ def _config_keys(cfg: TrainConfig, *, seed: int | None, max_train_steps: int | N
     return keys
 
 
+def prediction_keys(v_prediction: bool, zero_terminal_snr: bool) -> dict[str, str]:
+    """`ss_v_parameterization` and `ss_zero_terminal_snr` as the run resolved them (the config may
+    leave both to the checkpoint's markers), so a reader learns how to sample with the LoRA."""
+    return {"ss_v_parameterization": str(bool(v_prediction)), "ss_zero_terminal_snr": str(bool(zero_terminal_snr))}
+
+
 def build_metadata(cfg: TrainConfig, *, family: str, v_prediction: bool, dataset_summary: Any,
                    optimizer_desc: str, session_id: int, training_started_at: float, epoch: int,
                    steps: int, num_epochs: int, num_batches_per_epoch: int, base_model_path: str,
                    base_model_hashes: tuple[str, str] | None, resolution: tuple[int, int],
-                   network_module: str = "networks.lora", saved_at: float | None = None,
+                   network_module: str | None = None, saved_at: float | None = None,
                    seed: int | None = None, max_train_steps: int | None = None,
-                   full_paths: bool = False) -> dict[str, str]:
+                   full_paths: bool = False, zero_terminal_snr: bool = False) -> dict[str, str]:
     """Full metadata of one saved LoRA: the `ss_*` keys, `modelspec.*`, and `tt_config`.
 
     `epoch`/`steps` describe this checkpoint; `saved_at` (default: now) is `ss_training_finished_at`
@@ -253,6 +246,7 @@ def build_metadata(cfg: TrainConfig, *, family: str, v_prediction: bool, dataset
     where the config left them to be chosen. `base_model_hashes` is `(legacy, sha256)` from
     `model_hashes.base_model_hashes`, or None to leave the base-model hash keys out. `full_paths`
     keeps whole paths in `tt_config` (default: base names only, as the file may be shared).
+    `v_prediction` and `zero_terminal_snr` are the run's resolved values (`prediction_keys`).
     """
     when = time.time() if saved_at is None else saved_at
     summary = _summary_fields(dataset_summary)
@@ -269,6 +263,7 @@ def build_metadata(cfg: TrainConfig, *, family: str, v_prediction: bool, dataset
         "ss_training_tool": TRAINING_TOOL,
         **_config_keys(cfg, seed=seed, max_train_steps=max_train_steps),
         **_network_keys(cfg, family, v_prediction, network_module),
+        **prediction_keys(v_prediction, zero_terminal_snr),
         **_dataset_keys(cfg, summary, resolution),
         **_base_model_keys(base_model_path, base_model_hashes),
         **modelspec_metadata(cfg, family=family, v_prediction=v_prediction, resolution=resolution,

@@ -2,17 +2,29 @@
 
 Order (as in kohya's sd-scripts): element-wise loss in float32, mean over C, H, W per sample,
 times the sample's weight (``prior_loss_weight`` for regularisation images, else 1), times the
-timestep weight (Min-SNR), then the mean over the batch.
+timestep weights (Min-SNR, debiased estimation), then the mean over the batch.
+
+Every weight reads the SNR from the run's schedule (``table``); with a zero-terminal-SNR schedule
+the last timestep has SNR 0, and no weight here divides by it.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from .noise_schedule import snr
+from .noise_schedule import NUM_TRAIN_TIMESTEPS, alphas_cumprod, snr
 
 LOSS_KINDS = ("l2", "l1", "huber", "smooth_l1")
+HUBER_KINDS = ("huber", "smooth_l1")
+HUBER_SCHEDULES = ("constant", "exponential", "snr")
 DEFAULT_HUBER_C = 0.1
+# Debiased estimation clamps the SNR into this range: the upper bound is sd-scripts' (SNR at t = 0
+# is about 1175); the lower one, for the epsilon form only, acts on a zero-terminal-SNR schedule's
+# last steps alone, where 1 / sqrt(SNR) would be infinite (the standard schedule's smallest SNR is
+# about 0.0047).
+DEBIASED_SNR_RANGE = (1e-3, 1000.0)
 
 
 class LossError(ValueError):
@@ -48,12 +60,58 @@ def min_snr_weight(t: torch.Tensor, gamma: float, v_prediction: bool = False,
                    table: torch.Tensor | None = None) -> torch.Tensor:
     """Min-SNR-gamma weight per timestep (Hang et al. 2023, "Efficient Diffusion Training via
     Min-SNR Weighting Strategy", eq. 9 and its v form): min(SNR, gamma) / SNR for an epsilon target,
-    min(SNR, gamma) / (SNR + 1) for a v target."""
+    min(SNR, gamma) / (SNR + 1) for a v target.
+
+    The epsilon form is computed as gamma / max(SNR, gamma), its value wherever SNR > 0, so at
+    SNR = 0 (the last step of a zero-terminal-SNR schedule) it is 1, its limit, not 0 / 0."""
     if gamma <= 0:
         raise LossError(f"min_snr_gamma must be > 0, got {gamma}")
     ratio = snr(t, table)
-    clipped = torch.clamp(ratio, max=float(gamma))
-    return clipped / (ratio + 1.0) if v_prediction else clipped / ratio
+    if v_prediction:
+        return torch.clamp(ratio, max=float(gamma)) / (ratio + 1.0)
+    return float(gamma) / torch.clamp(ratio, min=float(gamma))
+
+
+def debiased_estimation_weight(t: torch.Tensor, v_prediction: bool = False,
+                               table: torch.Tensor | None = None) -> torch.Tensor:
+    """Debiased-estimation weight per timestep (Yu et al. 2023, "Debias the Training of Diffusion
+    Models"): 1 / sqrt(SNR) for an epsilon target, and 1 / (SNR + 1) for a v target, as sd-scripts'
+    ``debiased_estimation_loss`` weighs them, with SNR clamped to ``DEBIASED_SNR_RANGE`` (its lower
+    bound only for the epsilon form, the one that divides by SNR)."""
+    low, high = DEBIASED_SNR_RANGE
+    ratio = snr(t, table).clamp(max=high)
+    return 1.0 / (ratio + 1.0) if v_prediction else ratio.clamp(min=low).rsqrt()
+
+
+def huber_c_per_timestep(t: torch.Tensor, schedule: str = "snr", huber_c: float = DEFAULT_HUBER_C,
+                         huber_scale: float = 1.0, table: torch.Tensor | None = None) -> torch.Tensor:
+    """The pseudo-Huber threshold ``c`` for each sample's timestep, float32 on t's device.
+
+    Schedules of Khrapov & Popov 2024, "Improving Diffusion Models's Data-Corruption Resistance
+    using Scheduled Pseudo-Huber Loss", as sd-scripts names them, with N = 1000 timesteps:
+    ``constant``: c = huber_c * huber_scale; ``exponential``: c = huber_scale * huber_c^(t / N),
+    i.e. exp(-a t) with a = -ln(huber_c) / N, from huber_scale at t = 0 down to huber_c * huber_scale
+    at t = N; ``snr``: c = (1 - huber_c) / (1 + sigma_t)^2 + huber_c with
+    sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t), near 1 for clean steps and huber_c for noisy
+    ones (huber_scale is not used there, as in sd-scripts). 1 / (1 + sigma)^2 is evaluated as
+    alpha_bar / (sqrt(alpha_bar) + sqrt(1 - alpha_bar))^2, which is 0 at zero terminal SNR.
+    """
+    if schedule not in HUBER_SCHEDULES:
+        raise LossError(f"huber_schedule {schedule!r} is unknown; choose from {HUBER_SCHEDULES}")
+    if huber_c <= 0:
+        raise LossError(f"huber_c must be > 0, got {huber_c}")
+    t = torch.as_tensor(t).reshape(-1)
+    steps = t.double().cpu()
+    if schedule == "constant":
+        c = torch.full_like(steps, huber_c * huber_scale)
+    elif schedule == "exponential":
+        c = huber_scale * torch.exp(math.log(huber_c) * steps / NUM_TRAIN_TIMESTEPS)
+    else:
+        table = alphas_cumprod() if table is None else table.double().cpu()
+        abar = table[t.long().cpu()]
+        inverse_square = abar / (abar.sqrt() + (1.0 - abar).sqrt()).square()
+        c = (1.0 - huber_c) * inverse_square + huber_c
+    return c.to(t.device, torch.float32)
 
 
 def sample_weights(is_regularisation: torch.Tensor, prior_loss_weight: float = 1.0) -> torch.Tensor:

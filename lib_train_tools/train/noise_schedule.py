@@ -7,9 +7,14 @@ GPU training.
 
 Notation (Ho et al. 2020, "Denoising Diffusion Probabilistic Models"): ``beta_t`` the per-step
 variance, ``alpha_bar_t = prod_{s<=t} (1 - beta_s)`` (``alphas_cumprod``), timesteps 0..999.
+Every function that reads the schedule takes it as ``table`` (None: the standard one), so a run
+with a zero-terminal-SNR model (``training_alphas_cumprod(zero_terminal_snr=True)``) uses the
+rescaled table for noising, targets and loss weights alike.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +42,36 @@ def alphas_cumprod(num_steps: int = NUM_TRAIN_TIMESTEPS, beta_start: float = BET
                             f"{num_steps}, {beta_start}, {beta_end}")
     betas = torch.linspace(beta_start ** 0.5, beta_end ** 0.5, num_steps, dtype=torch.float64) ** 2
     return torch.cumprod(1.0 - betas, dim=0)
+
+
+def rescale_zero_terminal_snr(table: torch.Tensor) -> torch.Tensor:
+    """The schedule ``table`` (alpha_bar_t) rescaled so that the last timestep has SNR exactly 0.
+
+    Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are Flawed", Algorithm 1:
+    with ``s_t = sqrt(alpha_bar_t)``, shift every ``s_t`` down by the last one, ``s_T``, then stretch
+    by ``s_0 / (s_0 - s_T)``, so ``s_0`` keeps its value and ``s_T`` becomes 0; alpha_bar = s^2. The
+    betas implied by the new table (1 - alpha_bar_t / alpha_bar_{t-1}) stay in [0, 1], the last is 1.
+    """
+    table = table.double()
+    if table.dim() != 1 or table.shape[0] < 2:
+        raise ScheduleError(f"rescale_zero_terminal_snr expects a 1-D schedule of >= 2 steps, got {tuple(table.shape)}")
+    root = table.sqrt()
+    first, last = root[0], root[-1]
+    if not first > last:
+        raise ScheduleError("rescale_zero_terminal_snr: alpha_bar must decrease from the first to the last step")
+    return ((root - last) * (first / (first - last))).square()
+
+
+@functools.cache
+def _training_table(zero_terminal_snr: bool) -> torch.Tensor:
+    table = alphas_cumprod()
+    return rescale_zero_terminal_snr(table) if zero_terminal_snr else table
+
+
+def training_alphas_cumprod(zero_terminal_snr: bool = False) -> torch.Tensor:
+    """The schedule a run trains with (float64, a fresh copy): Stable Diffusion's scaled-linear
+    table, rescaled to zero terminal SNR (``rescale_zero_terminal_snr``) when asked."""
+    return _training_table(bool(zero_terminal_snr)).clone()
 
 
 def _gather(t: torch.Tensor, like: torch.Tensor, table: torch.Tensor | None) -> torch.Tensor:
@@ -92,6 +127,24 @@ def sample_timesteps(batch: int, min_timestep: int = 0, max_timestep: int = NUM_
         return torch.full((batch,), min_timestep, dtype=torch.long, device=target)
     t = torch.randint(min_timestep, max_timestep, (batch,), generator=generator, device=_draw_device(generator))
     return t.to(target)
+
+
+def input_perturbation(noise: torch.Tensor, gamma: float, generator: torch.Generator | None = None,
+                       random_strength: bool = False) -> torch.Tensor:
+    """The noise put into the model's input under input perturbation: ``noise + gamma * xi``.
+
+    Ning et al. 2023, "Input Perturbation Reduces Exposure Bias in Diffusion Models": the
+    network sees ``x_t = sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) (noise + gamma xi)`` with a fresh
+    ``xi ~ N(0, I)``, while the target is still built from ``noise`` alone. With ``random_strength``
+    gamma is scaled by one U(0, 1) draw per batch (sd-scripts' ``ip_noise_gamma_random_strength``).
+    """
+    if gamma < 0:
+        raise ScheduleError(f"ip_noise_gamma must be >= 0, got {gamma}")
+    strength = float(gamma)
+    if random_strength:
+        strength *= float(torch.rand((), generator=generator, device=_draw_device(generator)))
+    xi = _randn(tuple(noise.shape), generator, noise)
+    return (noise.float() + strength * xi).to(noise.dtype)
 
 
 def _draw_device(generator: torch.Generator | None) -> torch.device:

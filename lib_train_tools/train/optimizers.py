@@ -121,6 +121,7 @@ def make_optimizer(name: str, param_groups: Any, lr: float,
     """Build optimizer `name` over `param_groups` (tensors or group dicts) with default rate `lr`."""
     canonical = canonical_optimizer_name(name)
     kwargs = dict(optimizer_args or {})
+    _check_one_rate(canonical, param_groups, lr)
     try:
         return BUILDERS[canonical](param_groups, lr, kwargs)
     except TypeError as exc:
@@ -128,6 +129,22 @@ def make_optimizer(name: str, param_groups: Any, lr: float,
                                 f"{sorted(kwargs)}: {exc}") from exc
     except ValueError as exc:
         raise OptimizerArgError(f"optimizer {canonical}: {exc} (optimizer_args {kwargs})") from exc
+
+
+def _check_one_rate(canonical: str, param_groups: Any, lr: float) -> None:
+    """Prodigy estimates one step size for all groups and refuses, at its first step, groups whose
+    rates differ other than by being 0; LoRA+, block lr weights and a text_encoder_lr unlike unet_lr
+    all make such groups, so say so before training starts."""
+    if canonical not in ADAPTIVE_LR_OPTIMIZERS or not isinstance(param_groups, (list, tuple)):
+        return
+    rates = sorted({g.get("lr", lr) for g in param_groups if isinstance(g, dict)} - {0, 0.0})
+    if len(rates) > 1:
+        names = sorted({str(g.get("name")) for g in param_groups if isinstance(g, dict) and g.get("name")})
+        raise OptimizerArgError(
+            f"optimizer {canonical} needs one learning rate for every parameter group, got {rates}"
+            + (f" ({', '.join(names)})" if names else "")
+            + ": LoRA+ ratios, block lr weights and a text_encoder_lr different from unet_lr each give "
+              "several; use another optimizer or drop them")
 
 
 def optimizer_notes(name: str, lr: float, optimizer_args: dict[str, Any] | None = None) -> list[str]:

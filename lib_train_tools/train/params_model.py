@@ -17,6 +17,9 @@ MODEL_PARAMS = (
     Param("v_parameterization", bool, None, group="model",
           help="The base model predicts v instead of noise (SD2-768-v, v-pred SDXL finetunes). "
                "Unset: detected from the checkpoint."),
+    Param("zero_terminal_snr", bool, None, group="model",
+          help="Train on the noise schedule rescaled to zero terminal SNR (Lin et al. 2024), as v-prediction "
+               "models such as NoobAI-XL v-pred expect. Unset: detected from the checkpoint's 'ztsnr' marker."),
     Param("clip_skip", int, None, group="model", ui="slider", min=1, max=12,
           form=Form("network", 80), kohya_key="ss_clip_skip",
           help="Condition on the k-th last text-encoder layer (2 = penultimate). Unset: the last "

@@ -21,6 +21,11 @@ Event kinds and their fields:
                 accelerator memory)
     epoch       epoch (int, the one just finished), total_epochs (int or null), avg_loss (float
                 or null)
+    validation  step (int: optimizer steps done), epoch (int, 1-based: the epoch measured in, or
+                just finished), epoch_end (bool: measured at the end of that epoch, so with the
+                weights of that epoch's file), loss (float or null: the mean loss over the
+                held-out images and their fixed noise/timestep draws; comparable between epochs),
+                images (int: held-out images measured), draws (int: draws per image)
     checkpoint  path (str: LoRA file written), step (int or null), epoch (int or null)
     sample      path (str: image written), step (int or null), epoch (int or null),
                 prompt (str or null)
@@ -33,6 +38,9 @@ Event kinds and their fields:
 Reading never fails: a JSON line of an unknown type becomes `UnknownEvent` (its fields in `data`),
 and a line that is not a JSON object becomes `LogEvent` (trainer output noise to show as is).
 Fields a reader does not know are ignored, so newer trainers stay readable.
+
+History within version 1 (each addition leaves older readers working): `validation` was added
+with the validation loss (`validation_split`); a reader that predates it sees an `UnknownEvent`.
 """
 
 from __future__ import annotations
@@ -84,6 +92,18 @@ class EpochEvent:
     epoch: int = 0
     total_epochs: Optional[int] = None
     avg_loss: Optional[float] = None
+    time: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class ValidationEvent:
+    type: ClassVar[str] = "validation"
+    step: int = 0
+    epoch: int = 0
+    epoch_end: bool = True
+    loss: Optional[float] = None
+    images: int = 0
+    draws: int = 0
     time: Optional[float] = None
 
 
@@ -161,10 +181,10 @@ class UnknownEvent:
         return self.type_name
 
 
-KNOWN_EVENTS = (StartEvent, StepEvent, EpochEvent, CheckpointEvent, SampleEvent, WarningEvent,
+KNOWN_EVENTS = (StartEvent, StepEvent, EpochEvent, ValidationEvent, CheckpointEvent, SampleEvent, WarningEvent,
                 ErrorEvent, DoneEvent)
 EVENT_TYPES: dict[str, type] = {cls.type: cls for cls in KNOWN_EVENTS}
-Event = Union[StartEvent, StepEvent, EpochEvent, CheckpointEvent, SampleEvent, WarningEvent,
+Event = Union[StartEvent, StepEvent, EpochEvent, ValidationEvent, CheckpointEvent, SampleEvent, WarningEvent,
               ErrorEvent, DoneEvent, LogEvent, UnknownEvent]
 
 

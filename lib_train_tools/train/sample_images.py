@@ -27,6 +27,7 @@ from ..models.text_conditioning import encode_sd, encode_sdxl, sdxl_time_ids
 from ..models.tokenizer import PAD_TOKEN_BY_LAYOUT, ClipTokenizer
 from ..models.unet import UNetModel, sdxl_size_embedding
 from ..models.vae import AutoencoderKL
+from .noise_schedule import training_alphas_cumprod
 from .sample_prompts import SamplePrompt
 from .sampling import SAMPLERS, CFGDenoiser, DiscreteDenoiser, model_sigmas, resolve_sampler
 
@@ -63,9 +64,13 @@ def infotext(prompt: SamplePrompt) -> str:
 @torch.no_grad()
 def generate_sample(models: StableDiffusionModels, prompt: SamplePrompt, sampler: str,
                     device: torch.device | str, dtype: torch.dtype, clip_skip: int = 1,
-                    max_token_length_windows: int = 1) -> Image.Image:
+                    max_token_length_windows: int = 1, v_prediction: bool | None = None,
+                    zero_terminal_snr: bool | None = None) -> Image.Image:
     """Render ``prompt`` (``sampler`` when the prompt names none). Models run in eval mode for the
-    call and get their previous mode back. Any LoRA must already be applied by the caller."""
+    call and get their previous mode back. Any LoRA must already be applied by the caller.
+
+    The model's parameterisation and schedule are ``models.prediction``'s unless ``v_prediction``
+    / ``zero_terminal_snr`` say otherwise (a preview follows what the LoRA was trained with)."""
     unet, vae = models.unet, models.vae
     if unet is None or vae is None or not models.text_encoders:
         raise SampleImageError(f"{models.path}: sample images need the U-Net, the VAE and the text encoders loaded")
@@ -74,7 +79,9 @@ def generate_sample(models: StableDiffusionModels, prompt: SamplePrompt, sampler
     device = torch.device(device)
     with _eval_mode([unet, vae, *models.text_encoders]):
         cond, uncond = _conditioning(models, prompt, device, dtype, clip_skip, max_token_length_windows)
-        latents = _sample_latents(models, unet, vae, prompt, cond, uncond, device, dtype)
+        v = models.v_prediction if v_prediction is None else v_prediction
+        ztsnr = models.zero_terminal_snr if zero_terminal_snr is None else zero_terminal_snr
+        latents = _sample_latents(unet, vae, prompt, cond, uncond, device, dtype, v, ztsnr)
         pixels = vae.decode_latents(latents.to(dtype))
     image = _to_pil(pixels[0])
     image.info[INFOTEXT_KEY] = infotext(prompt)
@@ -122,17 +129,18 @@ def _conditioning(models: StableDiffusionModels, prompt: SamplePrompt, device: t
             {"context": context[1:], "y": None if y is None else y[1:]})
 
 
-def _sample_latents(models: StableDiffusionModels, unet: UNetModel, vae: AutoencoderKL, prompt: SamplePrompt,
-                    cond: dict, uncond: dict, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def _sample_latents(unet: UNetModel, vae: AutoencoderKL, prompt: SamplePrompt, cond: dict, uncond: dict,
+                    device: torch.device, dtype: torch.dtype, v_prediction: bool,
+                    zero_terminal_snr: bool) -> torch.Tensor:
     assert prompt.sampler is not None and prompt.seed is not None  # resolve_prompt fills both
     spec = SAMPLERS[prompt.sampler]
-    table = model_sigmas().to(device)
+    table = model_sigmas(training_alphas_cumprod(zero_terminal_snr)).to(device)
     sigmas = spec.schedule(prompt.steps, table.cpu()).to(device)
 
     def model_fn(x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, y: torch.Tensor | None = None):
         return unet(x.to(dtype), t, context, y)
 
-    denoiser = CFGDenoiser(DiscreteDenoiser(model_fn, table, models.v_prediction))
+    denoiser = CFGDenoiser(DiscreteDenoiser(model_fn, table, v_prediction))
     generator = torch.Generator(device="cpu").manual_seed(prompt.seed)
     scale = vae.config.downscale
     shape = (1, unet.config.in_channels, prompt.height // scale, prompt.width // scale)

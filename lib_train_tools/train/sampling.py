@@ -27,13 +27,25 @@ Denoiser = Callable[..., torch.Tensor]
 Callback = Optional[Callable[[dict], Any]]
 
 
+# The smallest alpha_bar a sampler sees (the A1111 / Forge WebUIs' stand-in for a zero terminal alpha_bar).
+SAMPLING_MIN_ALPHA_BAR = 4.8973451890853435e-08
+
+
 class SamplerError(ValueError):
     """An unknown sampler or an impossible schedule."""
 
 
 def model_sigmas(table: torch.Tensor | None = None) -> torch.Tensor:
-    """sigma_t for every training timestep, ascending (float32)."""
+    """sigma_t for every training timestep, ascending (float32).
+
+    A zero-terminal-SNR schedule (Lin et al. 2024) has alpha_bar = 0, so sigma = infinity, at its
+    last step; for sampling that alpha_bar is raised to ``SAMPLING_MIN_ALPHA_BAR`` (sigma about
+    4519), the value the A1111 and Forge WebUIs put there for such models, so samplers start from a
+    finite (and, after c_in scaling, practically pure-noise) level. Other steps are untouched: the
+    rescaled schedule's next-to-last alpha_bar is about 2e-7.
+    """
     acp = alphas_cumprod() if table is None else table.double()
+    acp = acp.clamp(min=SAMPLING_MIN_ALPHA_BAR)
     return ((1.0 - acp) / acp).sqrt().float()
 
 

@@ -193,7 +193,8 @@ def save_checkpoint(session, path: Path, epoch: int, step: int) -> Path:
         session_id=session.session_id, training_started_at=session.started_at, epoch=epoch, steps=step,
         num_epochs=session.plan.epochs, num_batches_per_epoch=session.plan.batches_per_process,
         base_model_path=cfg.pretrained_model_name_or_path, base_model_hashes=session.base_model_hashes,
-        resolution=session.resolution, seed=session.seed, max_train_steps=session.plan.total_steps)
+        resolution=session.resolution, seed=session.seed, max_train_steps=session.plan.total_steps,
+        zero_terminal_snr=session.models.zero_terminal_snr)
     path.parent.mkdir(parents=True, exist_ok=True)
     dtype = SAVE_DTYPES[cfg.save_precision]
     try:

@@ -20,9 +20,12 @@ import torch
 
 from .. import torch_compat
 from ..models.loader import StableDiffusionModels, load_architecture, load_checkpoint
+from ..network.adapters import AdapterError, AdapterSpec, adapter_spec, check_same_kind
+from ..network.blocks import BLOCK_OPTION_NAMES, BlockError, BlockOptions
 from ..network.network import LoRANetwork, create_network, create_network_from_weights
+from ..network.param_groups import LoRAPlus
 from . import frozen_conv
-from .config import parse_kv_args, parse_resolution
+from .config import ConfigError, parse_kv_args, parse_resolution
 from .data import BucketSpec, CaptionOptions, DataOptions, LatentCache, StepPlan, TextEncoderCache, TrainingDataset
 from .distributed import DistContext
 from .latent_moments import LatentMoments
@@ -149,7 +152,7 @@ def _load_models(cfg: TrainConfig, dataset: TrainingDataset, images: ImageEncodi
     assert path is not None  # a required option (config_checks)
     load = functools.partial(load_checkpoint, path, dtype=images.dtype, device=images.device)
     if not vae_needed_only_up_front(cfg):
-        models = load(v_prediction=cfg.v_parameterization)
+        models = load(v_prediction=cfg.v_parameterization, zero_terminal_snr=cfg.zero_terminal_snr)
         _log_base_model(models, log, "")
         _encode_images(cfg, dataset, images, models.vae, dist, log)
         return models
@@ -161,7 +164,8 @@ def _load_models(cfg: TrainConfig, dataset: TrainingDataset, images: ImageEncodi
     _encode_images(cfg, dataset, images, vae, dist, log)
     del vae
     gc.collect()
-    models = load(v_prediction=cfg.v_parameterization, parts=("unet", "text_encoders"))
+    models = load(v_prediction=cfg.v_parameterization, zero_terminal_snr=cfg.zero_terminal_snr,
+                  parts=("unet", "text_encoders"))
     _log_base_model(models, log, "; the VAE was used up front and released")
     return models
 
@@ -203,22 +207,34 @@ def _data_options(cfg: TrainConfig, resolution: tuple[int, int], seed: int) -> D
     return DataOptions(train_dir=Path(cfg.train_data_dir), reg_dir=Path(cfg.reg_data_dir) if cfg.reg_data_dir else None,
                        caption_extensions=extensions, batch_size=cfg.train_batch_size, seed=seed, buckets=buckets,
                        captions=captions, flip_aug=cfg.flip_aug, random_crop=cfg.random_crop,
-                       prior_loss_weight=cfg.prior_loss_weight)
+                       prior_loss_weight=cfg.prior_loss_weight, validation_split=cfg.validation_split,
+                       validation_seed=cfg.validation_seed)
 
 
 def _make_network(cfg: TrainConfig, models: StableDiffusionModels, log: Log) -> LoRANetwork:
     options: dict[str, Any] = dict(
         dropout=cfg.network_dropout or 0.0, rank_dropout=cfg.rank_dropout or 0.0,
         module_dropout=cfg.module_dropout or 0.0, train_unet=not cfg.network_train_text_encoder_only,
-        train_text_encoder=not cfg.network_train_unet_only)
-    if cfg.network_weights:  # continue training: ranks and alphas come from the file
-        network = create_network_from_weights(models.unet, models.text_encoders, models.family,
-                                              cfg.network_weights, **options)
-        log(f"continuing from {cfg.network_weights}")
-    else:
-        network = create_network(models.unet, models.text_encoders, models.family, network_dim=cfg.network_dim,
-                                 network_alpha=cfg.network_alpha, conv_dim=cfg.conv_dim, conv_alpha=cfg.conv_alpha,
-                                 **options)
+        train_text_encoder=not cfg.network_train_unet_only,
+        blocks=BlockOptions(**{name: getattr(cfg, name) for name in BLOCK_OPTION_NAMES}))
+    try:
+        adapter = adapter_spec(cfg.network_module, cfg.algo, cfg.dora_wd, cfg.factor, cfg.full_matrix,
+                               cfg.decompose_both)
+        if cfg.network_weights:  # continue training: ranks and alphas (and the module kind) come from the file
+            network = create_network_from_weights(models.unet, models.text_encoders, models.family,
+                                                  cfg.network_weights, **options)
+            check_same_kind(adapter, network.config.adapter, cfg.network_weights)
+            log(f"continuing from {cfg.network_weights}")
+        else:
+            network = create_network(models.unet, models.text_encoders, models.family, network_dim=cfg.network_dim,
+                                     network_alpha=cfg.network_alpha, conv_dim=cfg.conv_dim,
+                                     conv_alpha=cfg.conv_alpha, adapter=adapter, **options)
+    except (BlockError, AdapterError) as exc:  # block lists that do not fit this model; LyCORIS options that clash
+        raise ConfigError([str(exc)]) from None
+    if network.config.adapter != AdapterSpec():
+        log(f"network kind: {network.config.adapter.describe()} ({cfg.network_module})")
+    for note in network.blocks.notes if network.blocks else ():
+        log(note)
     network.apply()
     assert models.unet is not None  # _load_models always loads the U-Net
     network.to(next(models.unet.parameters()).device)
@@ -235,7 +251,8 @@ def _make_optimizer(cfg: TrainConfig, network: LoRANetwork, log: Log) -> tuple[t
     args = parse_kv_args(cfg.optimizer_args, "optimizer_args")
     for note in optimizer_notes(cfg.optimizer_type, cfg.learning_rate, args):
         log(note)
-    groups = network.param_groups(cfg.unet_lr, cfg.text_encoder_lr, cfg.learning_rate)
+    loraplus = LoRAPlus(cfg.loraplus_lr_ratio, cfg.loraplus_unet_lr_ratio, cfg.loraplus_text_encoder_lr_ratio)
+    groups = network.param_groups(cfg.unet_lr, cfg.text_encoder_lr, cfg.learning_rate, loraplus)
     optimizer = make_optimizer(cfg.optimizer_type, groups, cfg.learning_rate, args)
     return optimizer, optimizer_description(optimizer, args)
 
@@ -245,12 +262,20 @@ def _step_settings(cfg: TrainConfig, models: StableDiffusionModels, log: Log) ->
     if models.family == "sdxl" and cfg.clip_skip and cfg.clip_skip > 1:
         log("clip_skip is ignored for SDXL (it always uses its fixed penultimate layers)")
         clip_skip = 1
+    if models.zero_terminal_snr and not models.v_prediction:
+        log("zero terminal SNR with epsilon prediction: the last timestep has no signal, so the noise "
+            "target there is unlearnable; zero_terminal_snr is meant for v-prediction models")
     return StepSettings(
         family=models.family, v_prediction=models.v_prediction, clip_skip=clip_skip,
         token_windows=(cfg.max_token_length or 75) // 75, noise_offset=cfg.noise_offset or 0.0,
+        noise_offset_random_strength=cfg.noise_offset_random_strength,
         multires_iterations=cfg.multires_noise_iterations or 0, multires_discount=cfg.multires_noise_discount,
         min_snr_gamma=cfg.min_snr_gamma, min_timestep=cfg.min_timestep or 0,
-        max_timestep=cfg.max_timestep if cfg.max_timestep is not None else 1000)
+        max_timestep=cfg.max_timestep if cfg.max_timestep is not None else 1000,
+        zero_terminal_snr=models.zero_terminal_snr, ip_noise_gamma=cfg.ip_noise_gamma or 0.0,
+        ip_noise_gamma_random_strength=cfg.ip_noise_gamma_random_strength,
+        debiased_estimation=cfg.debiased_estimation_loss, loss_type=cfg.loss_type,
+        huber_schedule=cfg.huber_schedule, huber_c=cfg.huber_c, huber_scale=cfg.huber_scale)
 
 
 def _encode_images(cfg: TrainConfig, dataset: TrainingDataset, images: ImageEncoding, vae: Any, dist: DistContext,

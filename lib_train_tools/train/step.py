@@ -32,11 +32,25 @@ class StepSettings:
     clip_skip: int = 1
     token_windows: int = 1
     noise_offset: float = 0.0
+    noise_offset_random_strength: bool = False
     multires_iterations: int = 0
     multires_discount: float = 0.3
     min_snr_gamma: float | None = None
     min_timestep: int = 0
     max_timestep: int = 1000
+    zero_terminal_snr: bool = False
+    ip_noise_gamma: float = 0.0
+    ip_noise_gamma_random_strength: bool = False
+    debiased_estimation: bool = False
+    loss_type: str = "l2"
+    huber_schedule: str = "snr"
+    huber_c: float = losses.DEFAULT_HUBER_C
+    huber_scale: float = 1.0
+
+    @property
+    def schedule(self) -> torch.Tensor:
+        """alpha_bar_t of the run: rescaled to zero terminal SNR when the model asks for it."""
+        return ns.training_alphas_cumprod(self.zero_terminal_snr)
 
 
 @dataclass
@@ -88,15 +102,25 @@ def encode_batch(models, tokenizers, batch: TrainingBatch, settings: StepSetting
 
 def add_training_noise(latents: torch.Tensor, settings: StepSettings,
                        generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(noisy latents, noise, timesteps) with noise offset / multires noise as configured."""
+    """(noisy latents, noise, timesteps) with noise offset / multires noise as configured.
+
+    The returned ``noise`` is what the target is built from; with input perturbation
+    (``ip_noise_gamma``) the noisy latents carry extra noise that the target does not. Draws come
+    in a fixed order (noise, offset, pyramid, timesteps, perturbation), each only when its option
+    is on, so turning on a later option leaves the earlier draws as they were.
+    """
     noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
     if settings.noise_offset:
-        noise = ns.apply_noise_offset(noise, settings.noise_offset, generator)
+        noise = ns.apply_noise_offset(noise, settings.noise_offset, generator, settings.noise_offset_random_strength)
     if settings.multires_iterations:
         noise = ns.multires_noise(noise, settings.multires_iterations, settings.multires_discount, generator)
     t = ns.sample_timesteps(latents.shape[0], settings.min_timestep, settings.max_timestep, generator,
                             device=latents.device)
-    return ns.add_noise(latents, noise, t), noise, t
+    model_noise = noise
+    if settings.ip_noise_gamma:
+        model_noise = ns.input_perturbation(noise, settings.ip_noise_gamma, generator,
+                                            settings.ip_noise_gamma_random_strength)
+    return ns.add_noise(latents, model_noise, t, settings.schedule), noise, t
 
 
 def unet_kernels(device: torch.device):
@@ -121,10 +145,18 @@ def predict(unet, noisy: torch.Tensor, t: torch.Tensor, cond: Conditioning, dtyp
 
 def compute_loss(pred: torch.Tensor, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
                  loss_weights: torch.Tensor, settings: StepSettings) -> torch.Tensor:
-    """Mean over the batch of the per-sample MSE, weighted by prior-loss and min-SNR weights."""
-    target = ns.v_target(latents, noise, t) if settings.v_prediction else noise
-    per_sample = losses.per_sample_loss(pred.float(), target.float())
+    """Mean over the batch of the per-sample loss (``loss_type``), weighted by the prior-loss,
+    Min-SNR and debiased-estimation weights; every SNR is read from the run's schedule."""
+    table = settings.schedule
+    target = ns.v_target(latents, noise, t, table) if settings.v_prediction else noise
+    huber_c: float | torch.Tensor = settings.huber_c
+    if settings.loss_type in losses.HUBER_KINDS:
+        huber_c = losses.huber_c_per_timestep(t, settings.huber_schedule, settings.huber_c, settings.huber_scale,
+                                              table)
+    per_sample = losses.per_sample_loss(pred.float(), target.float(), settings.loss_type, huber_c)
     weights = loss_weights.to(per_sample.device)
     if settings.min_snr_gamma:
-        weights = weights * losses.min_snr_weight(t, settings.min_snr_gamma, settings.v_prediction)
-    return (per_sample * weights).mean()
+        weights = weights * losses.min_snr_weight(t, settings.min_snr_gamma, settings.v_prediction, table)
+    if settings.debiased_estimation:
+        weights = weights * losses.debiased_estimation_weight(t, settings.v_prediction, table)
+    return (per_sample * weights.to(per_sample.device)).mean()

@@ -4,7 +4,9 @@ No plotting library: the SVG is a few polylines, so it renders the same in gradi
 in the WebUI. The smoothed curve is an exponential moving average with the start-up bias taken
 out (weight ``SMOOTHING`` on the previous value, as TensorBoard's smoothing slider), so its
 first point is the first loss. Long runs are thinned to at most ``MAX_POINTS`` points per curve
-(each kept point is the mean of its stretch of steps); dashed lines mark the epochs.
+(each kept point is the mean of its stretch of steps); dashed lines mark the epochs. The validation
+loss (measured on held-out images over fixed draws, so its points compare with each other) is its
+own line, a dot per measurement, on the same axes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ MAX_POINTS = 400
 WIDTH, HEIGHT = 640, 220
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 56, 12, 24, 28
 MAX_EPOCH_LINES = 60
-RAW_COLOUR, SMOOTH_COLOUR = "#7fa7e0", "#e8590c"
+RAW_COLOUR, SMOOTH_COLOUR, VALIDATION_COLOUR = "#7fa7e0", "#e8590c", "#2f9e44"
 
 
 def smoothed(values: Sequence[float], weight: float = SMOOTHING) -> list[float]:
@@ -67,22 +69,41 @@ class _Scale:
                 f'stroke-linejoin="round" points="{coords}"/>')
 
 
+def _finite(points: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
+    return [(s, v) for s, v in points if v == v and abs(v) != float("inf")]  # no NaN or infinities
+
+
 def loss_chart_svg(losses: Sequence[tuple[int, float]], total_steps: int = 0, steps_per_epoch: int | None = None,
-                   weight: float = SMOOTHING) -> str:
-    """The chart for ``losses`` ((step, loss) pairs) on an x axis up to ``total_steps``."""
-    points = [(s, v) for s, v in losses if v == v and abs(v) != float("inf")]  # no NaN or infinities
+                   weight: float = SMOOTHING, validation: Sequence[tuple[int, float]] = ()) -> str:
+    """The chart for ``losses`` ((step, loss) pairs) on an x axis up to ``total_steps``, with the
+    ``validation`` losses ((step, loss) of each measurement) as a line of their own."""
+    points, checks = _finite(losses), sorted(_finite(validation))
     if not points:
         return '<div class="tt-chart-empty">The loss chart appears with the first training steps.</div>'
     smooth = list(zip((s for s, _ in points), smoothed([v for _, v in points], weight)))
     raw_shown, smooth_shown = thinned(points), thinned(smooth)
-    values = [v for _, v in raw_shown]
-    scale = _Scale(max(total_steps, points[-1][0]), min(values), max(values))
+    values = [v for _, v in raw_shown] + [v for _, v in checks]
+    scale = _Scale(max(total_steps, points[-1][0], checks[-1][0] if checks else 0), min(values), max(values))
     parts = [_epoch_lines(scale, steps_per_epoch), _axes(scale),
              scale.polyline(raw_shown, RAW_COLOUR, 1, "tt-loss-raw"),
-             scale.polyline(smooth_shown, SMOOTH_COLOUR, 2, "tt-loss-smooth"), _legend(smooth[-1][1], weight)]
+             scale.polyline(smooth_shown, SMOOTH_COLOUR, 2, "tt-loss-smooth"), _validation_line(scale, checks),
+             _legend(smooth[-1][1], weight, checks[-1][1] if checks else None)]
+    extra = f' data-validation-points="{len(checks)}" data-last-validation="{_fmt(checks[-1][1])}"' if checks else ""
     return (f'<svg class="tt-loss-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-            f'width="100%" role="img" data-points="{len(points)}" data-last-smoothed="{_fmt(smooth[-1][1])}" '
-            f'aria-label="loss per step and smoothed, {len(points)} steps">{"".join(parts)}</svg>')
+            f'width="100%" role="img" data-points="{len(points)}" data-last-smoothed="{_fmt(smooth[-1][1])}"{extra} '
+            f'aria-label="loss per step and smoothed, {len(points)} steps'
+            f'{f", validation loss at {len(checks)} points" if checks else ""}">{"".join(parts)}</svg>')
+
+
+def _validation_line(scale: _Scale, checks: Sequence[tuple[int, float]]) -> str:
+    """The validation losses: a line through them (when there are two or more) and a dot at each."""
+    if not checks:
+        return ""
+    line = scale.polyline(checks, VALIDATION_COLOUR, 2, "tt-loss-validation") if len(checks) > 1 else ""
+    dots = "".join(f'<circle class="tt-loss-validation-point" cx="{scale.x(s):.1f}" cy="{scale.y(v):.1f}" r="3" '
+                   f'fill="{VALIDATION_COLOUR}"><title>step {s}: validation loss {_fmt(v)}</title></circle>'
+                   for s, v in checks)
+    return line + dots
 
 
 def _axes(scale: _Scale) -> str:
@@ -112,10 +133,15 @@ def _epoch_lines(scale: _Scale, steps_per_epoch: int | None) -> str:
     return "".join(lines)
 
 
-def _legend(last_smoothed: float, weight: float) -> str:
+def _legend(last_smoothed: float, weight: float, last_validation: float | None = None) -> str:
     text = 'font-size="11" fill="currentColor"'
     label = html.escape(f"smoothed ({weight:g}): {_fmt(last_smoothed)}")
-    return (f'<line x1="{MARGIN_LEFT}" y1="10" x2="{MARGIN_LEFT + 18}" y2="10" stroke="{RAW_COLOUR}" stroke-width="2"/>'
-            f'<text x="{MARGIN_LEFT + 22}" y="14" {text}>loss per step</text>'
-            f'<line x1="{MARGIN_LEFT + 120}" y1="10" x2="{MARGIN_LEFT + 138}" y2="10" stroke="{SMOOTH_COLOUR}" '
-            f'stroke-width="2"/><text x="{MARGIN_LEFT + 142}" y="14" {text}>{label}</text>')
+    legend = (f'<line x1="{MARGIN_LEFT}" y1="10" x2="{MARGIN_LEFT + 18}" y2="10" stroke="{RAW_COLOUR}" '
+              f'stroke-width="2"/><text x="{MARGIN_LEFT + 22}" y="14" {text}>loss per step</text>'
+              f'<line x1="{MARGIN_LEFT + 120}" y1="10" x2="{MARGIN_LEFT + 138}" y2="10" stroke="{SMOOTH_COLOUR}" '
+              f'stroke-width="2"/><text x="{MARGIN_LEFT + 142}" y="14" {text}>{label}</text>')
+    if last_validation is None:
+        return legend
+    x = MARGIN_LEFT + 330
+    return legend + (f'<line x1="{x}" y1="10" x2="{x + 18}" y2="10" stroke="{VALIDATION_COLOUR}" stroke-width="2"/>'
+                     f'<text x="{x + 22}" y="14" {text}>{html.escape(f"validation: {_fmt(last_validation)}")}</text>')

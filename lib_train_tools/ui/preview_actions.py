@@ -49,10 +49,21 @@ def form_values(settings: Mapping[str, Any] | None, run: RunInfo | None) -> tupl
 
 
 def epoch_choices(run: RunInfo | None, keep: Sequence[str] | None = None):
-    """Every LoRA file of the run (rows of the grid): those of ``keep`` still there, else all chosen."""
+    """Every LoRA file of the run (rows of the grid): those of ``keep`` still there; else the suggested
+    file (lowest validation loss) and the final file when the run has a suggestion; else all of them."""
     names = [c.path.name for c in run.all_checkpoints] if run else []
     kept = [n for n in names if n in set(keep or ())]
-    return choices(names, kept or names)
+    return choices(names, kept or default_epochs(run))
+
+
+def default_epochs(run: RunInfo | None) -> list[str]:
+    """The files ticked when nothing is: the suggested one and the final one, else every file."""
+    if run is None:
+        return []
+    suggested = run.suggested
+    if suggested is None:
+        return [c.path.name for c in run.all_checkpoints]
+    return [c.path.name for c in run.all_checkpoints if c.path == suggested.path or c.kind == "final"]
 
 
 def parse_numbers(text: Any, what: str, kind: type) -> list:

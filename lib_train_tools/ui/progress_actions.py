@@ -141,7 +141,8 @@ def _parts(services: Services, state: PanelState) -> list[tuple[str, str, Any]]:
     position = queue_positions(state.jobs).get(job.id) if job is not None else None
     progress_key = (job_id, job and job.status, job and job.cancel_requests, job and job.message,
                     progress and progress.events, position, state.can_resume)
-    chart_key = (job_id, progress and len(progress.losses), progress and progress.total_steps)
+    chart_key = (job_id, progress and len(progress.losses), progress and progress.total_steps,
+                 progress and progress.validation_losses[-1:])
     samples_key = (job_id, progress and len(progress.samples))
     table_key = ([(j.id, j.status, j.cancel_requests) for j in state.jobs], job_id)
     queue = services.queue
@@ -159,7 +160,8 @@ def _parts(services: Services, state: PanelState) -> list[tuple[str, str, Any]]:
 def _chart(progress: Any) -> str:
     if progress is None:
         return loss_chart_svg([])
-    return loss_chart_svg(progress.losses, progress.total_steps, progress.steps_per_epoch)
+    return loss_chart_svg(progress.losses, progress.total_steps, progress.steps_per_epoch,
+                          validation=progress.validation_losses)
 
 
 def _log_html(text: str) -> str:

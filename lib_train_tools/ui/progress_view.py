@@ -38,7 +38,8 @@ def job_title(job: Any) -> str:
 
 
 def progress_numbers(progress: Any) -> list[str]:
-    """'step 12/40', 'epoch 1/2', 'loss 0.123 (average 0.130)', '2.5 it/s', '0:11 left'."""
+    """'step 12/40', 'epoch 1/2', 'loss 0.123 (average 0.130)', 'validation loss 0.121', '2.5 it/s',
+    '0:11 left' (the validation loss is the latest measurement, when the run holds images out)."""
     parts = []
     if progress.total_steps:
         parts.append(f"step {progress.step}/{progress.total_steps}")
@@ -47,6 +48,9 @@ def progress_numbers(progress: Any) -> list[str]:
     if progress.loss is not None:
         average = f" (average {progress.avg_loss:.4g})" if progress.avg_loss is not None else ""
         parts.append(f"loss {progress.loss:.4g}{average}")
+    validation = getattr(progress, "validation_losses", None)
+    if validation:
+        parts.append(f"validation loss {validation[-1][1]:.4g}")
     if progress.it_per_sec:
         parts.append(f"{progress.it_per_sec:.3g} it/s")
     if progress.eta_sec is not None and progress.status == "running":

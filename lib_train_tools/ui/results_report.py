@@ -91,6 +91,9 @@ def summary_html(run: RunInfo | None, outcomes: RunOutcomes | None) -> str:
     facts += [(name, _esc(run.settings[name])) for name in _shown_settings(run.settings)]
     if grid_values_text(run):
         facts.append(("Grid values", _esc(grid_values_text(run))))
+    if run.suggested is not None:
+        facts.append(("Suggested", _esc(f"{checkpoint_label(run.suggested)}: the lowest validation loss, "
+                                        f"{_validation_loss(run, run.suggested)}")))
     rows = "".join(f"<tr><th>{_esc(k)}</th><td>{v}</td></tr>" for k, v in facts)
     parts = [f'<table class="tt-results-table tt-run-facts">{rows}</table>']
     parts += _published_html(outcomes)
@@ -152,17 +155,32 @@ def checkpoint_label(checkpoint: CheckpointInfo) -> str:
     return f"epoch {checkpoint.epoch}"
 
 
+def _validation_loss(run: RunInfo, checkpoint: CheckpointInfo) -> str:
+    """The validation loss measured at the end of the checkpoint's epoch, or "" for none."""
+    losses = dict(run.progress.validation_losses)
+    if checkpoint.kind == "step" or checkpoint.epoch not in losses:
+        return ""
+    return f"{losses[checkpoint.epoch]:.4g}"
+
+
 def checkpoints_html(run: RunInfo | None) -> str:
-    """The LoRA files of a run: epoch, step, size, date and a download link each."""
+    """The LoRA files of a run: epoch, step, size, date and a download link each; with a validation
+    loss, its value per epoch and the suggested file (the lowest) marked."""
     if run is None:
         return ""
     files = run.all_checkpoints
     if not files:
         return "<p>No LoRA files yet: one is saved after each epoch.</p>"
+    validated, suggested = bool(run.progress.validation_losses), run.suggested
     rows = []
     for c in files:
         link = f'<a href="{_esc(download_url(c.path))}" download="{_esc(c.path.name)}" target="_blank">download</a>'
         step = "" if c.step is None else c.step
-        rows.append([_esc(checkpoint_label(c)), _esc(step), f"<code>{_esc(c.path.name)}</code>",
+        label = _esc(checkpoint_label(c))
+        if suggested is not None and c.path == suggested.path:
+            label += ' <b class="tt-suggested">★ suggested</b>'
+        loss = [_esc(_validation_loss(run, c))] if validated else []
+        rows.append([label, _esc(step), *loss, f"<code>{_esc(c.path.name)}</code>",
                      _esc(size_text(c.size)), _esc(when(c.mtime)), link])
-    return _table(["Epoch", "Step", "File", "Size", "Saved", ""], rows, "tt-checkpoints")
+    headers = ["Epoch", "Step"] + (["Validation loss"] if validated else []) + ["File", "Size", "Saved", ""]
+    return _table(headers, rows, "tt-checkpoints")

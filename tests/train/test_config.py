@@ -51,7 +51,7 @@ cache_latents = true
 network_module = "networks.lora"
 network_dim = 32
 network_alpha = 16
-network_args = ["conv_dim=8", "conv_alpha=4", "block_dims=2,4,4"]
+network_args = ["conv_dim=8", "conv_alpha=4", "unit=4"]
 unet_lr = 1e-4
 text_encoder_lr = 5e-5
 
@@ -117,7 +117,7 @@ def test_sd_scripts_toml_loads_with_unknown_keys_named(tmp_path) -> None:
     assert cfg.v2 is False and cfg.v_parameterization is None
     assert parse_resolution(cfg.resolution) == (512, 768)
     assert (cfg.network_dim, cfg.network_alpha, cfg.conv_dim, cfg.conv_alpha) == (32, 16.0, 8, 4.0)
-    assert cfg.network_args == ("block_dims=2,4,4",)
+    assert cfg.network_args == ("unit=4",)
     assert cfg.optimizer_type == "AdamW8bit"
     assert cfg.optimizer_args == ("weight_decay=0.1", "betas=0.9,0.99")
     assert (cfg.lr_scheduler, cfg.lr_scheduler_num_cycles, cfg.lr_warmup_steps) == ("cosine_with_restarts", 3, 0.05)
@@ -125,7 +125,7 @@ def test_sd_scripts_toml_loads_with_unknown_keys_named(tmp_path) -> None:
     assert cfg.caption_extension == ".txt" and cfg.shuffle_caption is True
     unknown = [w for w in warnings if "unknown keys" in w]
     assert len(unknown) == 1 and "lowram" in unknown[0] and "no_half_vae" in unknown[0]
-    assert any("block_dims=2,4,4" in w for w in warnings)
+    assert any("unit=4" in w for w in warnings)
 
 
 def test_command_line_overrides_toml(tmp_path) -> None:
@@ -277,7 +277,7 @@ def test_toml_round_trip_and_sd_scripts_layout(tmp_path) -> None:
         "training_comment": 'Ünïcode "quoted"\nline two\ttab \x7f', "lr_warmup_steps": 100,
         "network_dropout": 0.25, "rank_dropout": 0.1, "noise_offset": 0.0357})
     text = to_toml(cfg)
-    assert 'network_args = ["block_dims=2,4,4", "conv_dim=8", "conv_alpha=4.0", "rank_dropout=0.1"]' in text
+    assert 'network_args = ["unit=4", "conv_dim=8", "conv_alpha=4.0", "rank_dropout=0.1"]' in text
     assert "\nconv_dim" not in text and "lr_warmup_steps = 100\n" in text
     again, warnings = load_config(write(tmp_path, text, "again.toml"))
     assert again == cfg

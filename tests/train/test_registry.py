@@ -23,20 +23,26 @@ GENERATOR = REPO / "tools" / "gen_train_config.py"
 
 # The join order: TrainConfig's fields, the command line's flags and the TOML file's keys follow it.
 ORDER = """
-pretrained_model_name_or_path v2 v_parameterization clip_skip max_token_length mixed_precision full_fp16
-full_bf16 gradient_checkpointing xformers sdpa device train_data_dir reg_data_dir dataset_config resolution
+pretrained_model_name_or_path v2 v_parameterization zero_terminal_snr clip_skip max_token_length mixed_precision
+full_fp16 full_bf16 gradient_checkpointing xformers sdpa device train_data_dir reg_data_dir dataset_config resolution
 caption_extension shuffle_caption keep_tokens keep_tokens_separator caption_prefix caption_suffix
 caption_dropout_rate caption_tag_dropout_rate caption_dropout_every_n_epochs flip_aug random_crop
 enable_bucket min_bucket_reso max_bucket_reso bucket_reso_steps bucket_no_upscale cache_latents
 cache_latents_to_disk cache_text_encoder_outputs prior_loss_weight max_data_loader_n_workers
-persistent_data_loader_workers network_module network_dim network_alpha network_dropout conv_dim conv_alpha
+persistent_data_loader_workers network_module algo dora_wd factor full_matrix decompose_both
+network_dim network_alpha network_dropout conv_dim conv_alpha
 rank_dropout module_dropout network_args network_weights network_train_unet_only
-network_train_text_encoder_only optimizer_type optimizer_args learning_rate unet_lr text_encoder_lr
+network_train_text_encoder_only loraplus_lr_ratio loraplus_unet_lr_ratio loraplus_text_encoder_lr_ratio
+block_dims block_alphas conv_block_dims conv_block_alphas down_lr_weight mid_lr_weight up_lr_weight
+block_lr_zero_threshold optimizer_type optimizer_args learning_rate unet_lr text_encoder_lr
 lr_scheduler lr_warmup_steps lr_scheduler_num_cycles lr_scheduler_power max_grad_norm train_batch_size
-max_train_epochs max_train_steps gradient_accumulation_steps seed output_dir output_name save_model_as
+max_train_epochs max_train_steps gradient_accumulation_steps seed validation_split validation_seed
+validate_every_n_epochs validate_every_n_steps max_validation_steps output_dir output_name save_model_as
 save_precision save_every_n_epochs save_every_n_steps save_state resume training_comment sample_prompts
-sample_every_n_epochs sample_every_n_steps sample_sampler noise_offset multires_noise_iterations
-multires_noise_discount min_snr_gamma min_timestep max_timestep log_with logging_dir progress_file
+sample_every_n_epochs sample_every_n_steps sample_sampler noise_offset noise_offset_random_strength
+ip_noise_gamma ip_noise_gamma_random_strength multires_noise_iterations multires_noise_discount
+min_snr_gamma debiased_estimation_loss loss_type huber_schedule huber_c huber_scale min_timestep max_timestep
+log_with logging_dir progress_file
 """.split()
 
 KOHYA_KEYS_BEFORE = {
@@ -52,18 +58,27 @@ KOHYA_KEYS_BEFORE = {
     "ss_caption_dropout_every_n_epochs": "caption_dropout_every_n_epochs",
     "ss_caption_tag_dropout_rate": "caption_tag_dropout_rate", "ss_prior_loss_weight": "prior_loss_weight",
     "ss_min_snr_gamma": "min_snr_gamma",
+    # sd-scripts' objective options
+    "ss_noise_offset_random_strength": "noise_offset_random_strength", "ss_ip_noise_gamma": "ip_noise_gamma",
+    "ss_ip_noise_gamma_random_strength": "ip_noise_gamma_random_strength",
+    "ss_debiased_estimation": "debiased_estimation_loss", "ss_loss_type": "loss_type",
+    "ss_huber_schedule": "huber_schedule", "ss_huber_c": "huber_c", "ss_huber_scale": "huber_scale",
     # sd-scripts' dataset keys
     "ss_batch_size_per_device": "train_batch_size", "ss_flip_aug": "flip_aug", "ss_random_crop": "random_crop",
     "ss_shuffle_caption": "shuffle_caption", "ss_enable_bucket": "enable_bucket",
     "ss_bucket_no_upscale": "bucket_no_upscale", "ss_min_bucket_reso": "min_bucket_reso",
     "ss_max_bucket_reso": "max_bucket_reso", "ss_keep_tokens": "keep_tokens",
+    # sd-scripts' validation keys (2025)
+    "ss_validation_split": "validation_split", "ss_validation_seed": "validation_seed",
+    "ss_validate_every_n_epochs": "validate_every_n_epochs", "ss_validate_every_n_steps": "validate_every_n_steps",
+    "ss_max_validation_steps": "max_validation_steps",
 }
 
 
 def test_the_join_order_is_unchanged() -> None:
     assert [p.name for p in PARAMS] == ORDER
     assert [p.name for p in params.params_in_group("sampling")][0] == "sample_prompts"
-    assert [p.name for p in params.params_in_group("advanced")][:2] == ["noise_offset", "multires_noise_iterations"]
+    assert [p.name for p in params.params_in_group("advanced")][:2] == ["noise_offset", "noise_offset_random_strength"]
 
 
 def test_derived_tables_equal_the_tables_they_replaced() -> None:

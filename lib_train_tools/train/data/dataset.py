@@ -7,6 +7,10 @@ tensors, the captions as processed for that epoch, per-sample loss weights
 (``prior_loss_weight`` for regularisation images), SDXL size conditioning, and text-encoder
 outputs when a :class:`TextEncoderCache` is given. Every random choice (caption shuffle and
 dropout, flip, random crop) is seeded from (seed, epoch, item, repeat): no global RNG.
+
+With ``validation_split`` some training images are held out (``held_out.py``): they are not among
+``items``, so no epoch plan holds them; ``held_out`` is a dataset of just those images, loaded
+without the random parts, one image per batch (:meth:`load_item`), for the validation loss.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .caption_checks import CountTokens, count_tokens, dataset_warnings
 from .captions import possible_captions, process_caption
 from .errors import DataError
 from .folders import ImageItem, scan_dataset
+from .held_out import split_held_out, steady_options
 from .images import crop_top_left, crop_window, prepare_image
 from .latent_cache import LatentCache, LatentJob
 from .options import DataOptions
@@ -84,8 +89,13 @@ class TrainingDataset:
     def __init__(self, items: Sequence[ImageItem], options: DataOptions) -> None:
         if not any(not item.is_reg for item in items):
             raise DataError(f"the dataset in '{options.train_dir}' has no training images")
+        split = split_held_out(items, options.validation_split, options.held_out_seed)
+        items = split.train
         self.items: tuple[ImageItem, ...] = tuple(items)
         self.options = options
+        self.validation_note: Optional[str] = split.note  # why nothing was held out, when asked to
+        self.held_out: Optional[TrainingDataset] = \
+            TrainingDataset(split.held_out, steady_options(options)) if split.held_out else None
         self.choices: tuple[BucketChoice, ...] = tuple(assign_buckets(items, BucketTable.from_spec(options.buckets)))
         self.repeats: tuple[int, ...] = tuple(effective_repeats(items))
 
@@ -131,7 +141,10 @@ class TrainingDataset:
     def describe_steps(self, plan: StepPlan) -> str:
         """The step arithmetic line printed before training starts."""
         buckets = len(self.bucket_sample_counts())
-        return describe_steps(self.folder_counts(), self.options.batch_size, plan, buckets)
+        text = describe_steps(self.folder_counts(), self.options.batch_size, plan, buckets)
+        if self.held_out is not None:
+            text += f"; {len(self.held_out.items)} image(s) held out for the validation loss (not trained on)"
+        return text
 
     def caption_warnings(self, token_windows: int = 1, count: CountTokens = count_tokens) -> list[str]:
         """Warnings to show once before training: empty caption files (trained with the folder's class
@@ -169,11 +182,12 @@ class TrainingDataset:
         """What to encode for a latent cache: every image in use, in its bucket, with flip copies."""
         if self.options.random_crop:
             raise ValueError("latents cannot be cached with random_crop (the crop changes every step)")
-        return [
+        jobs = [
             LatentJob(item.path, choice, self.options.flip_aug)
             for item, choice, count in zip(self.items, self.choices, self.repeats)
             if count
         ]
+        return jobs + (self.held_out.latent_jobs() if self.held_out is not None else [])
 
     def text_cache_captions(self) -> list[str]:
         """Every caption text the run can produce (ValueError when captions are shuffled or tag-dropped)."""
@@ -181,6 +195,8 @@ class TrainingDataset:
         for item, count in zip(self.items, self.repeats):
             if count:
                 texts.update(dict.fromkeys(possible_captions(item.caption, self.options.captions)))
+        if self.held_out is not None:
+            texts.update(dict.fromkeys(self.held_out.text_cache_captions()))
         return list(texts)
 
     # Loading
@@ -209,6 +225,16 @@ class TrainingDataset:
             paths=tuple(self.items[sample.item].path for sample in batch.samples),
             flipped=flips,
         )
+
+    def load_item(
+        self, item: int, latents: Optional[LatentCache] = None, text: Optional[TextEncoderCache] = None
+    ) -> TrainingBatch:
+        """Image ``item`` alone, as a batch of one (its first copy, as epoch 0 would load it)."""
+        return self.load_batch(PlannedBatch(self.choices[item].bucket, (SampleRef(item, 0),)), 0, latents, text)
+
+    def item_key(self, item: int) -> str:
+        """A name of image ``item`` that stays the same between runs: ``<folder>/<file name>``."""
+        return f"{self.items[item].folder}/{self.items[item].path.name}"
 
     def _load_sample(self, sample: SampleRef, epoch: int, flip: bool, cache: Optional[LatentCache]) -> _SampleData:
         item = self.items[sample.item]

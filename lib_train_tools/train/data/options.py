@@ -25,11 +25,20 @@ class DataOptions:
     flip_aug: bool = False  # flip_aug: mirror with probability 0.5
     random_crop: bool = False  # random_crop: random instead of centred crop of the overhang
     prior_loss_weight: float = 1.0  # loss weight of regularisation samples
+    validation_split: float = 0.0  # validation_split: share of the training images held out (data/held_out.py)
+    validation_seed: Optional[int] = None  # validation_seed: seed of the held-out choice (None: ``seed``)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size {self.batch_size} must be at least 1")
         if self.prior_loss_weight < 0:
             raise ValueError(f"prior_loss_weight {self.prior_loss_weight} must not be negative")
+        if not 0.0 <= self.validation_split <= 1.0:
+            raise ValueError(f"validation_split {self.validation_split} must be between 0 and 1")
         if not self.caption_extensions:
             raise ValueError("caption_extensions must name at least one extension, e.g. ('.txt',)")
+
+    @property
+    def held_out_seed(self) -> int:
+        """The seed of the held-out choice and of the validation draws: ``validation_seed``, else ``seed``."""
+        return self.seed if self.validation_seed is None else self.validation_seed
