@@ -97,13 +97,14 @@ def instructions(files: DemoFiles, url: str, lora_dir: Path | None = None) -> st
         f"[demo] dataset: {files.dataset} ({LOOSE_PICTURES} pictures with captions, and {files.zip_file.name})",
         f"[demo] open {url} in a browser, then:",
         "  1. Project: type a name (any language, e.g. shapes), press Create project; type v1, press Create version",
-        f"  2. Dataset: drop every file of {files.dataset.resolve()} (the zip too) on the upload box; set width and "
-        "height to 64 under Preprocessing and press Preprocess",
+        f"  2. Dataset: drop every file of {files.dataset.resolve()} (the zip too) on the drop zone (or Choose files…); set "
+        "width and height to 64 under Preprocessing and press Preprocess",
         "  3. Tags (further down the Dataset tab): type an activation tag, e.g. shapes, press Set activation tag",
         f"  4. Train: open 'Presets and other versions', choose {files.preset}, press Load preset",
         "  5. Press Begin train: the bar, the loss chart and the samples follow the run (about a minute on a CPU)",
-        "  6. Results: choose the run; set Width and Height to 64 and Steps to 8 (the demo model is tiny), press "
-        "Render preview (rows: epochs, columns: LoRA weights)",
-        "  7. Publish: type a name, press Publish; the LoRA, its picture and its card go to the LoRA folder"
-        + published,
+        "  6. Results: choose the run; Width and Height should be 64 (the run's size), set Steps to 8 (the demo "
+        "model is tiny), press Render preview (rows: epochs, columns: LoRA weights; the prompt starts with the "
+        "activation tag)",
+        f"  7. Publish: the finished run is already in the LoRA folder{published} as <project>-v1 (published when "
+        "training ended, as the run's summary says); type another name and press Publish, then Rename instead",
     ])

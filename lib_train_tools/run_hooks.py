@@ -99,7 +99,8 @@ def preview_defaults(settings: Mapping[str, Any], run_settings: Mapping[str, Any
 
     The first sample prompt gives the prompt and its flags (negative prompt, size, seed, steps,
     CFG, sampler); missing ones come from the run (its training size and ``sample_sampler``), else
-    the sampler's defaults. No sample prompt: the activation tag is the prompt. No seed: random.
+    the sampler's defaults. The prompt starts with the activation tag when it lacks it; no sample
+    prompt: the activation tag is the prompt. No seed: random.
     """
     from .results.preview import RANDOM_SEED
     from .train.sample_prompts import SamplePrompt, parse_prompt_line
@@ -113,11 +114,20 @@ def preview_defaults(settings: Mapping[str, Any], run_settings: Mapping[str, Any
     first = parse_prompt_line(lines[0], base)[0] if lines else base
     sampler = first.sampler or run_settings.get("sample_sampler") or ""
     return {
-        "prompt": first.prompt or settings.get("activation_tag") or PREVIEW_FALLBACK_PROMPT,
+        "prompt": with_activation_tag(first.prompt, settings.get("activation_tag")) or PREVIEW_FALLBACK_PROMPT,
         "negative_prompt": first.negative_prompt, "sampler": resolve_sampler(str(sampler))[0],
         "steps": first.steps, "cfg_scale": first.cfg_scale, "width": first.width, "height": first.height,
         "seeds": (first.seed if first.seed is not None else RANDOM_SEED,),
     }
+
+
+def with_activation_tag(prompt: str, tag: Any) -> str:
+    """``prompt`` led by the activation tag when it lacks it: the LoRA is previewed as it is used."""
+    tag = str(tag or "").strip()
+    if not tag:
+        return prompt
+    words = [part.strip() for part in prompt.split(",")]
+    return prompt if tag in words else (f"{tag}, {prompt}" if prompt.strip() else tag)
 
 
 def preview_prompt(settings: Mapping[str, Any]) -> str:

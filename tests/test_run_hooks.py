@@ -132,6 +132,9 @@ def test_preview_prompt_fallbacks():
     assert preview_prompt({"sample_prompt": "  a cat --n blurry\n"}) == "a cat"
     assert preview_prompt({"activation_tag": "mychar"}) == "mychar"
     assert preview_prompt({}) == "a picture"
+    # the activation tag leads the sample prompt when it lacks it, once
+    assert preview_prompt({"sample_prompt": "a cat --n blurry", "activation_tag": "mychar"}) == "mychar, a cat"
+    assert preview_prompt({"sample_prompt": "a cat, mychar", "activation_tag": "mychar"}) == "a cat, mychar"
 
 
 def test_preview_defaults_take_the_sample_prompt_flags_then_the_run():

@@ -117,13 +117,13 @@ def walk(page, shots: Shooter, dataset: Path) -> None:
     shots.region("01-project", ["#tt_status", "#tt_picker_row", "#tt_manage"])
 
     files = sorted(p for p in dataset.iterdir() if p.suffix in (".png", ".txt", ".zip"))
-    page.set_input_files("#tt_upload input[type=file]", [str(p) for p in files])
+    page.set_input_files("#tt_upload_zone input[type=file]", [str(p) for p in files])
     expect_text(page, "tt_gallery_note", "6 uploaded image")
     field(page, "tt_pp_width").fill("64")
     field(page, "tt_pp_height").fill("64")
     page.click("#tt_preprocess")
     expect_text(page, "tt_gallery_note", "6 training image")
-    shots.region("02-upload", ["#tt_gallery", "#tt_upload", "#tt_report", "#tt_gallery_note"])
+    shots.region("02-upload", ["#tt_gallery", "#tt_upload_zone", "#tt_report", "#tt_gallery_note"])
 
     field(page, "tt_activation").fill(TAG)
     page.click("#tt_set_activation")
@@ -160,6 +160,9 @@ def walk(page, shots: Shooter, dataset: Path) -> None:
 
     field(page, "tt_pub_name").fill(PUBLISHED)
     page.click("#tt_pub_publish")
+    # the final file was published when training ended: renaming that copy is offered instead of a second one
+    expect_text(page, "tt_pub_result", "already in the LoRA folder")
+    page.click("#tt_pub_overwrite")
     expect_text(page, "tt_pub_result", f"Published {PUBLISHED}")
     shots.region("07-publish", ["#tt_publish_box"])
 

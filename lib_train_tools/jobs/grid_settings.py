@@ -32,7 +32,8 @@ def _grid_param(option: str) -> Param:
     how = "choose several" if base.choices else f"comma separated{example}"
     rank = base.grid.rank if base.grid is not None else 0
     return Param(grid_setting(option), LIST_OF_STR, (), group=base.group, ui="multiselect" if base.choices else "grid",
-                 form=Form("grid", rank),
+                 form=Form("grid", rank, f"{base.form.label if base.form and base.form.label else option}: "
+                                          "several values"),
                  help=f"Several values of {option} ({how}): one run for each, and for each combination with "
                       f"the other options given several values. Empty: use {option} as set above.")
 

@@ -4,7 +4,10 @@ columns = LoRA weights).
 Layout, top to bottom: an optional title band (the prompt, wrapped to at most ``TITLE_LINES``
 lines), an optional band of column-group labels (each centred over the columns it spans; used for
 "weight 0.5" over one column per seed), the column-label band, then the rows, each with its label in
-the left band. Cells sit edge to edge; a cell smaller than the largest is centred in its box.
+the left band. Cells sit edge to edge; a cell smaller than the largest is centred in its box. Small cells (a
+64 px test render) are enlarged by a whole factor with nearest-neighbour sampling, so they stay
+crisp instead of being blurred by the browser, up to `CRISP_CELL` pixels wide and never wider in
+total than `DISPLAY_WIDTH`; labels are sized to the enlarged cells.
 
 Text uses Pillow's default font: ``ImageFont.load_default(size)`` where the installed Pillow takes a
 size (10.1 and later, with FreeType), else the fixed bitmap font (Pillow 9.5 in A1111), which has
@@ -26,6 +29,8 @@ TEXT_COLOUR = (0, 0, 0)
 EMPTY_CELL = (230, 230, 230)
 TITLE_LINES = 3
 MIN_FONT_SIZE = 12
+CRISP_CELL = 256      # small cells are enlarged (by a whole factor) towards this width
+DISPLAY_WIDTH = 1280  # ... while all the cells of a row stay within this width (the tab's grid)
 
 
 class GridError(ValueError):
@@ -75,6 +80,10 @@ def compose_grid(cells: Sequence[Sequence[Image.Image | None]], row_labels: Sequ
     column labels. ``font``: default ``load_font`` sized from the cells.
     """
     cell_width, cell_height = _check(cells, row_labels, col_labels, column_groups)
+    factor = crisp_factor(cell_width, len(col_labels))
+    if factor > 1:
+        cells = [[_enlarged(cell, factor) for cell in row] for row in cells]
+        cell_width, cell_height = cell_width * factor, cell_height * factor
     font = font or load_font(max(MIN_FONT_SIZE, round(cell_width / 20)))
     layout = plan_grid(len(row_labels), len(col_labels), cell_width, cell_height, row_labels, col_labels,
                        title, column_groups, font)
@@ -100,6 +109,21 @@ def compose_grid(cells: Sequence[Sequence[Image.Image | None]], row_labels: Sequ
         for col, cell in enumerate(cells[row]):
             _paste(grid, cell, layout.cell_box(row, col))
     return grid
+
+
+def crisp_factor(cell_width: int, columns: int) -> int:
+    """The whole factor small cells are enlarged by: toward `CRISP_CELL`, within `DISPLAY_WIDTH`."""
+    if cell_width >= CRISP_CELL:
+        return 1
+    wanted = -(-CRISP_CELL // cell_width)  # ceil
+    room = DISPLAY_WIDTH // max(1, columns * cell_width)
+    return max(1, min(wanted, room))
+
+
+def _enlarged(cell: Image.Image | None, factor: int) -> Image.Image | None:
+    if cell is None:
+        return None
+    return cell.resize((cell.width * factor, cell.height * factor), Image.Resampling.NEAREST)
 
 
 def plan_grid(rows: int, cols: int, cell_width: int, cell_height: int, row_labels: Sequence[str],

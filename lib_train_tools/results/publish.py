@@ -18,6 +18,7 @@ case, as Windows and macOS do). A taken name raises ``PublishConflict`` unless `
 
 from __future__ import annotations
 
+import filecmp
 import json
 import math
 import os
@@ -85,6 +86,35 @@ def publish(checkpoint: Path, lora_dir: Path, name: str, *, activation_text: str
             path.unlink(missing_ok=True)
         raise
     return target
+
+
+def rename_published(lora_path: Path, new_name: str) -> Path:
+    """Give a published LoRA (and its card and picture) another name; returns the new LoRA path.
+
+    ``PublishConflict`` when the new name is taken; the card and picture move first and the LoRA
+    last, so an interrupted rename never leaves a LoRA without its card."""
+    lora_path = Path(lora_path)
+    new_name = validate_lora_name(new_name)
+    if not lora_path.is_file():
+        raise PublishError(f"{lora_path} is not in the LoRA folder any more")
+    existing = taken_by(lora_path.parent, new_name)
+    if existing is not None:
+        raise PublishConflict(new_name, existing)
+    old, folder = lora_path.stem, lora_path.parent
+    for suffix in (PREVIEW_SUFFIX, CARD_SUFFIX):
+        if (folder / f"{old}{suffix}").is_file():
+            os.replace(folder / f"{old}{suffix}", folder / f"{new_name}{suffix}")
+    target = folder / f"{new_name}{LORA_SUFFIX}"
+    os.replace(lora_path, target)
+    return target
+
+
+def same_content(a: Path, b: Path) -> bool:
+    """Whether two files hold the same bytes (sizes first, then the contents)."""
+    try:
+        return Path(a).stat().st_size == Path(b).stat().st_size and filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
 
 
 def validate_lora_name(name: str) -> str:

@@ -4,9 +4,9 @@ This is an estimate, not a measurement: it was NOT measured on a GPU here (the p
 machines have none). It adds up
 
 * ``base_weights``: the frozen U-Net, text encoder(s) and VAE at the working precision (2 bytes
-  per parameter with fp16/bf16 mixed precision, 4 without). Parameter counts are those of the
-  released SD1.5 / SD2.1 / SDXL configs, counted on the meta device with our own model classes
-  (a test recounts them);
+  per parameter with fp16/bf16 mixed precision, 4 without). Parameter counts are the chosen
+  checkpoint's own when its sizes are given (`model_sizes.py` counts them from the header), else
+  those of the released SD1.5 / SD2.1 / SDXL configs (a test recounts them);
 * ``lora_training``: the LoRA weights, their gradients (4 + 4 bytes each, always float32) and the
   optimizer state (AdamW: 8 bytes; see `OPTIMIZER_STATE_BYTES`);
 * ``unet_activations``: what the U-Net keeps for the backward pass, proportional to batch size x
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from .config_checks import parse_resolution
+from .model_sizes import RELEASED_UNET_WIDTH, RELEASED_VAE_WIDTH, ModelSizes, released_sizes
 
 MB = 2**20
 TEXT_TOKENS = 77
@@ -94,32 +95,38 @@ class MemoryEstimate:
 def estimate_vram(family: str, resolution: Resolution = 512, batch_size: int = 1, network_dim: int = 32,
                   conv_dim: int | None = None, mixed_precision: str = "fp16", gradient_checkpointing: bool = False,
                   cache_latents: bool = True, train_text_encoder: bool = True,
-                  optimizer_type: str = "AdamW") -> MemoryEstimate:
-    """Estimated VRAM of one training run (MiB); ValueError for an unknown family or bad sizes."""
+                  optimizer_type: str = "AdamW", sizes: ModelSizes | None = None) -> MemoryEstimate:
+    """Estimated VRAM of one training run (MiB); ValueError for an unknown family or bad sizes.
+
+    ``sizes``: the chosen checkpoint's own sizes (`model_sizes.model_sizes`); without them, those
+    of the released layout. Activation terms scale with the U-Net's and VAE's base widths."""
     if family not in FAMILIES:
         raise ValueError(f"family {family!r} is not one of {', '.join(FAMILIES)}")
+    sizes = sizes or released_sizes(family)
     if batch_size < 1 or network_dim < 1 or (conv_dim is not None and conv_dim < 1):
         raise ValueError("batch_size, network_dim and conv_dim must be at least 1")
     width, height = _size(resolution)
     half = mixed_precision in HALF_PRECISIONS
     images = batch_size * (width // 8) * (height // 8) / REFERENCE_LATENT_PIXELS
-    unet_act = UNET_ACTIVATION_MB[family] * images * (1 if half else 2)
+    unet_act = UNET_ACTIVATION_MB[family] * sizes.unet_width / RELEASED_UNET_WIDTH * images * (1 if half else 2)
+    vae_act = VAE_ENCODE_MB * sizes.vae_width / RELEASED_VAE_WIDTH * images * (1 if half else 2)
     parts = {
-        "base_weights": _weights_bytes(family, half) / MB,
-        "lora_training": lora_parameters(family, network_dim, conv_dim, train_text_encoder)
+        "base_weights": sizes.weights * (2 if half else 4) / MB,
+        "lora_training": lora_parameters(family, network_dim, conv_dim, train_text_encoder, sizes)
         * (LORA_BYTES + OPTIMIZER_STATE_BYTES.get(optimizer_type, 8)) / MB,
         "unet_activations": unet_act * (CHECKPOINTING_FACTOR if gradient_checkpointing else 1.0),
-        "text_encoder_activations": _text_encoder_activations(family, batch_size, half) if train_text_encoder else 0.0,
-        "vae_encoding": 0.0 if cache_latents else VAE_ENCODE_MB * images * (1 if half else 2),
+        "text_encoder_activations": _text_encoder_activations(sizes, batch_size, half) if train_text_encoder else 0.0,
+        "vae_encoding": 0.0 if cache_latents else vae_act,
         "overhead": OVERHEAD_MB,
     }
     parts = {name: round(value, 1) for name, value in parts.items()}
     return MemoryEstimate(round(sum(parts.values()), 1), parts)
 
 
-def lora_parameters(family: str, network_dim: int, conv_dim: int | None, train_text_encoder: bool) -> int:
+def lora_parameters(family: str, network_dim: int, conv_dim: int | None, train_text_encoder: bool,
+                    sizes: ModelSizes | None = None) -> int:
     """Number of trainable LoRA (LoCon with ``conv_dim``) parameters."""
-    per_rank = LORA_PARAMS_PER_RANK[family]
+    per_rank = sizes.lora_per_rank if sizes is not None else LORA_PARAMS_PER_RANK[family]
     count = network_dim * per_rank["unet"]
     if train_text_encoder:
         count += network_dim * per_rank["text_encoder"]
@@ -128,14 +135,9 @@ def lora_parameters(family: str, network_dim: int, conv_dim: int | None, train_t
     return count
 
 
-def _weights_bytes(family: str, half: bool) -> int:
-    counts = PARAMETER_COUNTS[family]
-    return (counts["unet"] + sum(counts["text_encoders"]) + counts["vae"]) * (2 if half else 4)
-
-
-def _text_encoder_activations(family: str, batch_size: int, half: bool) -> float:
+def _text_encoder_activations(sizes: ModelSizes, batch_size: int, half: bool) -> float:
     values = sum(TEXT_TOKENS * hidden * layers * TEXT_ENCODER_SAVED_PER_LAYER for hidden, layers in
-                 TEXT_ENCODER_SHAPES[family])
+                 sizes.text_encoder_shapes)
     return batch_size * values * (2 if half else 4) / MB
 
 

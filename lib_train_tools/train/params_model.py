@@ -21,7 +21,7 @@ MODEL_PARAMS = (
           help="Train on the noise schedule rescaled to zero terminal SNR (Lin et al. 2024), as v-prediction "
                "models such as NoobAI-XL v-pred expect. Unset: detected from the checkpoint's 'ztsnr' marker."),
     Param("clip_skip", int, None, group="model", ui="slider", min=1, max=12,
-          form=Form("network", 80), kohya_key="ss_clip_skip",
+          form=Form("network", 80, "CLIP skip"), kohya_key="ss_clip_skip",
           help="Condition on the k-th last text-encoder layer (2 = penultimate). Unset: the last "
                "layer. Ignored for SDXL."),
     Param("max_token_length", int, None, group="model", choices=(75, 150, 225),
@@ -29,7 +29,7 @@ MODEL_PARAMS = (
           help="Caption length in tokens; 150 or 225 encode the caption in 2 or 3 windows of 75. "
                "Unset: 75."),
     Param("mixed_precision", str, "no", group="model", ui="dropdown", choices=("no", "fp16", "bf16"),
-          form=Form("network", 70), kohya_key="ss_mixed_precision",
+          form=Form("network", 70, "Mixed precision"), kohya_key="ss_mixed_precision",
           help="Run the frozen base model in this precision; the LoRA weights stay float32."),
     Param("full_fp16", bool, False, group="model", kohya_key="ss_full_fp16",
           help="Keep the LoRA weights and gradients in float16 too (needs mixed_precision fp16).",
@@ -37,7 +37,7 @@ MODEL_PARAMS = (
     Param("full_bf16", bool, False, group="model",
           help="Keep the LoRA weights and gradients in bfloat16 too (needs mixed_precision bf16)."),
     Param("gradient_checkpointing", bool, False, group="model", ui="checkbox",
-          form=Form("memory", 10), kohya_key="ss_gradient_checkpointing",
+          form=Form("memory", 10, "Gradient checkpointing"), kohya_key="ss_gradient_checkpointing",
           help="Recompute activations in the backward pass: much less memory, about 30% slower."),
     Param("xformers", bool, False, group="model",
           help="sd-scripts option for the xformers attention kernel.",

@@ -13,7 +13,7 @@ HUBER_SCHEDULES = ("constant", "exponential", "snr")
 
 NOISE_PARAMS = (
     Param("noise_offset", float, None, group="advanced", ui="number", min=0.0, max=1.0,
-          form=Form("memory", 30), kohya_key="ss_noise_offset",
+          form=Form("memory", 30, "Noise offset"), kohya_key="ss_noise_offset",
           help="Add this much per-channel constant noise so the LoRA can learn very dark or bright "
                "images (about 0.05-0.1)."),
     Param("noise_offset_random_strength", bool, False, group="advanced",
@@ -32,7 +32,7 @@ NOISE_PARAMS = (
           kohya_key="ss_multires_noise_discount",
           help="Pyramid noise: weight factor per scale."),
     Param("min_snr_gamma", float, None, group="advanced", ui="number", min=0.0, max=100.0,
-          form=Form("memory", 40), kohya_key="ss_min_snr_gamma",
+          form=Form("memory", 40, "Min-SNR gamma"), kohya_key="ss_min_snr_gamma",
           help="Min-SNR loss weighting with this gamma (5 is the paper's value). Unset: off."),
     Param("debiased_estimation_loss", bool, False, group="advanced", kohya_key="ss_debiased_estimation",
           help="Weight the loss by 1/sqrt(SNR) (1/(SNR+1) for v-prediction), the debiased estimation of "

@@ -76,7 +76,7 @@ class Form:
 
     section: str
     rank: int
-    label: str | None = None  # None: the option's name
+    label: str | None = None  # the option in words; the form shows "words (option_name)"
 
 
 @dataclass(frozen=True)

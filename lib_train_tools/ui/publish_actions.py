@@ -7,20 +7,31 @@ folder, or ``NO_IMAGE``) and its view, the result message, the text to paste int
 
 A name that is taken is never replaced silently: publishing answers with the conflict, shows the
 two buttons and remembers the name. Only "Overwrite" with that same name in the box replaces it;
-a changed name asks again. The picture defaults to the newest preview cell of that checkpoint at
+a changed name asks again. A file already in the LoRA folder (published automatically when the run
+ended, or earlier) is not copied a second time without a word: publishing it under another name
+offers to rename that copy instead ("Rename instead"); Publish pressed again keeps both. The picture defaults to the newest preview cell of that checkpoint at
 weight 1, else the run's last sample image.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from pathlib import Path
 from typing import Any
 
 from ..projects import load_settings
 from ..projects.layout import VersionPaths
-from ..results.outcomes import read_outcomes, record_publication
-from ..results.publish import PublishConflict, default_notes, default_publish_name, free_name, publish
+from ..results.outcomes import Publication, read_outcomes, record_publication
+from ..results.publish import (
+    PublishConflict,
+    default_notes,
+    default_publish_name,
+    free_name,
+    publish,
+    rename_published,
+    same_content,
+)
 from ..results.runs import RunInfo
 from . import preview_actions
 from . import results_report as report
@@ -32,6 +43,8 @@ PICTURE = ("image", "image_view")
 CONFIRM = ("result", "lora_text", "overwrite", "cancel", "pending")
 NO_IMAGE = "(no picture)"
 ACTIVATION_SETTING = "activation_tag"
+OVERWRITE_LABEL, RENAME_LABEL = "Overwrite", "Rename instead"
+RENAME = "rename:"  # marks a pending rename (then the published path and the new name, one per line)
 
 
 def form_values(services, version: VersionPaths | None, run: RunInfo | None) -> tuple:
@@ -102,12 +115,20 @@ def show_picture(run: RunInfo, relative: str | None) -> Reply:
 
 def publish_run(services, version: VersionPaths, run: RunInfo, checkpoint: str | None, name: str,
                 activation: str, weight: Any, notes: str, picture: str | None, *,
-                confirmed: str | None = None) -> Reply:
+                confirmed: str | None = None, pending: str | None = None) -> Reply:
     """Publish; ``CONFIRM`` values plus the run's new summary. ``confirmed``: the name the user
-    agreed to overwrite (only that name is replaced)."""
+    agreed to overwrite (only that name is replaced), or the rename they agreed to (`RENAME`).
+    ``pending``: what the page asked last; Publish pressed again after a rename was offered makes
+    the second copy after all."""
     source = _checkpoint(run, checkpoint).path
     weight = _weight(weight)
-    overwrite = confirmed is not None and confirmed == (name or "").strip()
+    name = (name or "").strip()
+    if confirmed and confirmed.startswith(RENAME):
+        return _rename(services, run, source, confirmed)
+    copy = _published_copy(run, source, Path(services.host.lora_dir()))
+    if confirmed is None and copy is not None and copy.path.stem != name and pending != _rename_token(copy, name):
+        return _offer_rename(run, copy, name)
+    overwrite = confirmed is not None and confirmed == name
     try:
         target = publish(source, services.host.lora_dir(), (name or "").strip(), activation_text=activation or "",
                          preferred_weight=weight, notes=notes or "", preview_image=_picture(run, picture),
@@ -123,12 +144,50 @@ def publish_run(services, version: VersionPaths, run: RunInfo, checkpoint: str |
                   report.summary_html(run, read_outcomes(run.dir))))
 
 
+def _published_copy(run: RunInfo, source: Path, lora_dir: Path) -> Publication | None:
+    """The newest publication of ``source`` still in the (current) LoRA folder with the same bytes."""
+    for pub in sorted(read_outcomes(run.dir).published, key=lambda p: -p.time):
+        path = lora_dir / pub.path.name
+        if pub.checkpoint == source.name and path.is_file() and same_content(path, source):
+            return dataclasses.replace(pub, path=path)
+    return None
+
+
+def _rename_token(copy: Publication, name: str) -> str:
+    return f"{RENAME}{copy.path}\n{name}"
+
+
+def _offer_rename(run: RunInfo, copy: Publication, name: str) -> Reply:
+    how = "automatically when the run ended" if copy.auto else "earlier"
+    text = (f"{copy.checkpoint} is already in the LoRA folder as “{copy.path.stem}” (published {how}). "
+            f"Press “Rename instead” to give that file the name “{name}” rather than making a second copy, "
+            f"or press Publish again to keep both.")
+    return Reply(info(text), (f'<p class="tt-confirm">{html.escape(text)}</p>', "",
+                              Update.of(visible=True, value=RENAME_LABEL), Update.of(visible=True),
+                              _rename_token(copy, name), NO_CHANGE))
+
+
+def _rename(services, run: RunInfo, source: Path, token: str) -> Reply:
+    old, _, new = token[len(RENAME):].partition("\n")
+    try:
+        target = rename_published(Path(old), new)
+    except PublishConflict as conflict:
+        return _ask(run, conflict)
+    record_publication(run.dir, target, source, auto=False)
+    services.host.lora_published(target)
+    hidden = Update.of(visible=False)
+    with_picture = target.with_name(target.stem + ".preview.png").is_file()
+    return Reply(ok(f"renamed {Path(old).stem} to {target.stem} in the LoRA folder (no second copy was made)"),
+                 (result_html(target, with_picture), lora_text(target.stem, 1.0, ""), hidden, hidden, "",
+                  report.summary_html(run, read_outcomes(run.dir))))
+
+
 def _ask(run: RunInfo, conflict: PublishConflict) -> Reply:
     text = (f"A LoRA named “{conflict.name}” already exists ({conflict.existing}). Press Overwrite to replace it, "
             f"or choose another name.")
     shown = Update.of(visible=True)
-    return Reply(info(text), (f'<p class="tt-confirm">{html.escape(text)}</p>', "", shown, shown, conflict.name,
-                              NO_CHANGE))
+    return Reply(info(text), (f'<p class="tt-confirm">{html.escape(text)}</p>', "",
+                              Update.of(visible=True, value=OVERWRITE_LABEL), shown, conflict.name, NO_CHANGE))
 
 
 def cancel_overwrite() -> Reply:

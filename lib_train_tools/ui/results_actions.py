@@ -130,10 +130,11 @@ def show_picture(services, selection: str | None, run_name: str | None, picture:
     return publish_actions.show_picture(run, picture)
 
 
-def publish(services, selection: str | None, run_name: str | None, *form: Any, confirmed: str | None = None) -> Reply:
+def publish(services, selection: str | None, run_name: str | None, *form: Any, confirmed: str | None = None,
+            pending: str | None = None) -> Reply:
     """Publish (``publish_actions.CONFIRM`` values, then the run's summary)."""
     version, run = find_run(services, selection, run_name)
-    return publish_actions.publish_run(services, version, run, *form, confirmed=confirmed)
+    return publish_actions.publish_run(services, version, run, *form, confirmed=confirmed, pending=pending)
 
 
 def _has_file(run: RunInfo, name: str | None) -> bool:

@@ -132,8 +132,8 @@ def _wire(ctx: PanelContext, c: dict[str, Any], buttons: dict[str, Any], tab: An
          [c["image_view"]], status=status)
     publish_form = [c[n] for n in ("checkpoint", "name", "activation", "weight", "notes", "image")]
     confirm_out = out(publish_actions.CONFIRM) + [c["summary"]]
-    wire(buttons["publish"].click, lambda s, r, *a: actions.publish(services, s, r, *a), chosen + publish_form,
-         confirm_out, status=status, feedback=c["publish_feedback"])
+    wire(buttons["publish"].click, lambda s, r, *a: actions.publish(services, s, r, *a[:-1], pending=a[-1] or None),
+         chosen + publish_form + [c["pending"]], confirm_out, status=status, feedback=c["publish_feedback"])
     wire(c["overwrite"].click, lambda s, r, *a: actions.publish(services, s, r, *a[:-1], confirmed=a[-1] or None),
          chosen + publish_form + [c["pending"]], confirm_out, status=status, feedback=c["publish_feedback"])
     wire(c["cancel"].click, lambda: publish_actions.cancel_overwrite(), [], out(publish_actions.CONFIRM),

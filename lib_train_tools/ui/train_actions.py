@@ -18,6 +18,7 @@ from ..datasets.image_checks import training_resolution
 from ..datasets.small_images import small_images
 from ..jobs.run_options import LOCON_OPTIONS, uses_locon
 from ..projects import load_settings, save_settings, update_settings
+from ..models.detect import Architecture
 from ..projects.layout import VersionPaths
 from ..projects.refused_entries import accept_fields, refusal_problems, refuse_field, refused_fields
 from .gallery import processed_image_count
@@ -213,15 +214,16 @@ def _max_steps(settings: Mapping[str, Any]) -> Any:
     return settings.get("max_train_steps") or get_param("max_train_steps").default
 
 
-def base_family(services, settings: Mapping[str, Any]) -> str | None:
-    """sd1, sd2 or sdxl for the chosen base model; None when none is chosen or it cannot be read."""
+def base_architecture(services, settings: Mapping[str, Any]) -> Architecture | None:
+    """The chosen base model's architecture (read from its header); None when none is chosen or it
+    cannot be read."""
     if not settings.get("base_model"):
         return None
     from ..models.loader import load_architecture
 
     path = checkpoint_map(services).get(settings["base_model"], settings["base_model"])
     try:
-        return load_architecture(path).family
+        return load_architecture(path)
     except Exception:  # the architecture line already says why the file cannot be read
         return None
 
@@ -232,7 +234,7 @@ def check_html(services, settings: Mapping[str, Any], version: VersionPaths | No
         problems = refusal_problems(refused_fields(version)) + problems
     parts = [_list("These settings cannot train yet", problems, "refused"), _list("Notes", warnings, "info"),
              _list("Dataset", dataset_notes(version, settings) if version is not None else [], "info")]
-    estimate = vram_text(settings, base_family(services, settings))
+    estimate = vram_text(settings, base_architecture(services, settings))
     if estimate:
         parts.insert(0, _html(estimate))
     if not problems:
@@ -310,7 +312,7 @@ def _other_versions(services, selection: str | None) -> Update:
 
 
 def _html(text: str) -> str:
-    return f"<p>{html.escape(text)}</p>" if text else ""
+    return "<p>" + "<br>".join(html.escape(line) for line in text.splitlines()) + "</p>" if text else ""
 
 
 def _list(title: str, lines: list[str], css: str) -> str:

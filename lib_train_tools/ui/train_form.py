@@ -42,8 +42,9 @@ class Field:
 
     @property
     def label(self) -> str:
+        """The field's name in words, with the option's name (what the CLI, TOML and guides call it)."""
         form = self.param.form
-        return form.label if form is not None and form.label else self.param.name
+        return f"{form.label} ({self.param.name})" if form is not None and form.label else self.param.name
 
     @property
     def step(self) -> float | None:

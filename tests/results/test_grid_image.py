@@ -8,7 +8,7 @@ from PIL import Image, ImageFont
 
 from lib_train_tools.results.grid_image import BACKGROUND, GridError, compose_grid, load_font, plan_grid
 
-CELL = 64
+CELL = 256  # not enlarged (see test_small_cells_are_enlarged_crisply)
 COLOURS = [[(200, 0, 0), (0, 200, 0), (0, 0, 200)], [(200, 200, 0), (0, 200, 200), (200, 0, 200)]]
 
 
@@ -86,3 +86,20 @@ def test_uneven_cells_are_centred_and_bad_tables_refused() -> None:
         compose_grid([[small]], ["a"], ["x", "y"])
     with pytest.raises(GridError, match="every cell is empty"):
         compose_grid([[None]], ["a"], ["x"])
+
+
+@pytest.mark.parametrize("columns, factor", [(3, 4), (10, 2), (30, 1)])
+def test_small_cells_are_enlarged_crisply_within_the_display_width(columns, factor) -> None:
+    from lib_train_tools.results.grid_image import DISPLAY_WIDTH, crisp_factor
+
+    assert crisp_factor(64, columns) == factor
+    cell = Image.new("RGB", (64, 64), (20, 40, 60))
+    cell.putpixel((3, 5), (255, 255, 255))
+    grid = compose_grid([[cell] * columns], ["epoch 1"], [f"w{i}" for i in range(columns)], font=load_font(12))
+    layout = plan_grid(1, columns, 64 * factor, 64 * factor, ["epoch 1"], [f"w{i}" for i in range(columns)], "",
+                       (), load_font(12))
+    assert grid.size == layout.size and columns * 64 * factor <= max(DISPLAY_WIDTH, columns * 64)
+    shown = np.asarray(grid.crop(layout.cell_box(0, 0)))
+    # nearest-neighbour: every source pixel became a factor x factor block, no blended edges
+    assert np.array_equal(shown, np.asarray(cell.resize((64 * factor, 64 * factor), Image.Resampling.NEAREST)))
+    assert set(map(tuple, shown.reshape(-1, 3))) == {(20, 40, 60), (255, 255, 255)}

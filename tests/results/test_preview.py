@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lib_train_tools.results.grid_image import crisp_factor
 from lib_train_tools.results.own_renderer import OwnSamplerRenderer
 from lib_train_tools.results.preview import (
     CellRequest, PreviewCancelled, PreviewError, PreviewRequest, list_previews, render_preview,
@@ -62,12 +63,14 @@ def test_grid_of_two_epochs_by_two_weights_with_our_sampler(run_dir, base_model)
                                             "Steps: 3, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 64x64")
     grid = Image.open(result.grid_path)
     width, height = grid.size
-    assert (width - 2 * 64, height - 2 * 64) > (20, 20)      # label bands left and on top
-    top, left = height - 2 * 64, width - 2 * 64
+    side = 64 * crisp_factor(64, 2)                          # 64 px renders are enlarged crisply (x4)
+    assert side == 256 and (width - 2 * side, height - 2 * side) > (20, 20)  # label bands left and on top
+    top, left = height - 2 * side, width - 2 * side
     for index, cell in enumerate(cells):                     # cells sit at the bottom right, row by row
         row, col = divmod(index, 2)
-        box = (left + col * 64, top + row * 64, left + (col + 1) * 64, top + (row + 1) * 64)
-        assert np.array_equal(np.asarray(grid.crop(box)), cell)
+        box = (left + col * side, top + row * side, left + (col + 1) * side, top + (row + 1) * side)
+        enlarged = Image.fromarray(cell).resize((side, side), Image.Resampling.NEAREST)
+        assert np.array_equal(np.asarray(grid.crop(box)), np.asarray(enlarged))
     manifest = json.loads((result.folder / "preview.json").read_text(encoding="utf-8"))
     assert manifest["seeds"] == [42] and manifest["weights"] == [0.0, 1.0] and len(manifest["cells"]) == 4
     assert manifest["base_model"] == str(base_model)         # taken from the run's config.toml

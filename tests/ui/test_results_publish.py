@@ -25,10 +25,10 @@ def digest(path) -> str:
 
 
 def publish(services, name: str, checkpoint: str = EPOCH_1, picture: str | None = None, weight=0.8,
-            confirmed: str | None = None):
+            confirmed: str | None = None, pending: str | None = None):
     picture = picture or publish_actions.NO_IMAGE
     reply = actions.publish(services, SELECTION, RUN, checkpoint, name, ACTIVATION, weight, "my notes", picture,
-                            confirmed=confirmed)
+                            confirmed=confirmed, pending=pending)
     return reply, dict(zip(OUTPUTS, reply.values, strict=True))
 
 
@@ -76,6 +76,30 @@ def test_a_taken_name_asks_and_overwrites_only_after_confirmation(results_servic
     assert digest(taken) == digest(completed.run_dir / EPOCH_1) != before
     card = json.loads((completed.lora_dir / f"{PROJECT}-{VERSION}.json").read_text(encoding="utf-8"))
     assert card["notes"] == "my notes" and card["preferred weight"] == 0.8
+
+
+def test_the_file_already_published_is_renamed_rather_than_copied_again(results_services, completed):
+    final = f"{RUN}.safetensors"
+    auto = completed.lora_dir / f"{PROJECT}-{VERSION}.safetensors"  # published when the run ended
+    assert digest(auto) == digest(completed.run_dir / final)
+    reply, out = publish(results_services, "my name", checkpoint=final)
+    assert reply.notice.kind == "info" and f"already in the LoRA folder as “{PROJECT}-{VERSION}”" in reply.notice.text
+    assert "published automatically when the run ended" in reply.notice.text
+    assert out["overwrite"].get("value") == publish_actions.RENAME_LABEL and out["overwrite"].get("visible") is True
+    assert not (completed.lora_dir / "my name.safetensors").exists()
+
+    reply, out = publish(results_services, "my name", checkpoint=final, confirmed=out["pending"])
+    assert reply.notice.kind == "ok" and "no second copy" in reply.notice.text
+    renamed = completed.lora_dir / "my name.safetensors"
+    assert not auto.exists() and digest(renamed) == digest(completed.run_dir / final)
+    assert (completed.lora_dir / "my name.json").is_file() and not (completed.lora_dir / f"{PROJECT}-{VERSION}.json").exists()
+    assert [p.name for p in completed.lora_dir.glob("*.safetensors")].count("my name.safetensors") == 1
+    assert read_outcomes(completed.run_dir).published[-1].name == "my name"
+
+    reply, out = publish(results_services, "a copy", checkpoint=final)  # asks again, about the new name
+    assert "as “my name”" in reply.notice.text
+    reply, out = publish(results_services, "a copy", checkpoint=final, pending=out["pending"])  # Publish again
+    assert reply.notice.kind == "ok" and (completed.lora_dir / "a copy.safetensors").is_file() and renamed.is_file()
 
 
 def test_a_bad_name_is_a_message_in_the_page(results_services, completed):

@@ -63,7 +63,10 @@ FORM_BEFORE_THE_REGISTRY = (
 def test_sections_come_from_the_form_slots_unchanged():
     assert SECTIONS == FORM_BEFORE_THE_REGISTRY
     assert [f.section for f in form_fields()] == [title for title, names in SECTIONS for _ in names]
-    assert all(f.label == f.name for f in form_fields())
+    labels = {f.name: f.label for f in form_fields()}
+    assert labels["network_dim"] == "Network rank (network_dim)"
+    assert labels["grid_learning_rate"] == "Learning rate: several values (grid_learning_rate)"
+    assert all(label.endswith(f" ({name})") and label[0].isupper() for name, label in labels.items())
     kinds = {f.name: f.kind for f in form_fields()}
     assert (kinds["sample_prompt"], kinds["grid_optimizer_type"], kinds["grid_network_dim"]) == \
         ("textarea", "multiselect", "grid")
