@@ -97,8 +97,8 @@ def instructions(files: DemoFiles, url: str, lora_dir: Path | None = None) -> st
         f"[demo] dataset: {files.dataset} ({LOOSE_PICTURES} pictures with captions, and {files.zip_file.name})",
         f"[demo] open {url} in a browser, then:",
         "  1. Project: type a name (any language, e.g. shapes), press Create project; type v1, press Create version",
-        f"  2. Dataset: drop every file of {files.dataset.resolve()} (the zip too) on the drop zone (or Choose files…); set "
-        "width and height to 64 under Preprocessing and press Preprocess",
+        f"  2. Dataset: drop every file of {files.dataset.resolve()} (the zip too) on the drop zone "
+        "(or Choose files…); set width and height to 64 under Preprocessing and press Preprocess",
         "  3. Tags (further down the Dataset tab): type an activation tag, e.g. shapes, press Set activation tag",
         f"  4. Train: open 'Presets and other versions', choose {files.preset}, press Load preset",
         "  5. Press Begin train: the bar, the loss chart and the samples follow the run (about a minute on a CPU)",

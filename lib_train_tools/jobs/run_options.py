@@ -33,13 +33,15 @@ RUN_PARAMS: tuple[Param, ...] = (
           form=Form("network", 20, "Network type"),
           help="LoRA trains the attention and MLP layers; LoCon also the 3x3 convolutions (conv_dim "
                "and conv_alpha, which default to network_dim and network_alpha)."),
-    Param("repeats", int, None, group="dataset", ui="number", min=1, max=10000, form=Form("dataset", 50, "Repeats per image"),
+    Param("repeats", int, None, group="dataset", ui="number", min=1, max=10000,
+          form=Form("dataset", 50, "Repeats per image"),
           help="How often each image is seen per epoch (the number in processed/<repeats>_<project>). "
-               "Unset: keep the processed folder's repeats."),
+               "Unset: 512 / images (at least 4), worked out again at each Preprocess."),
     Param("sample_prompt", str, None, group="sampling", ui="textarea", form=Form("samples", 10, "Sample prompts"),
           help="Prompt(s) rendered with the LoRA after every epoch (one per line; sd-scripts flags such "
                "as --n, --w, --h, --d, --s, --l allowed). Empty: no samples."),
-    Param("preview_all_epochs", bool, False, group="sampling", ui="checkbox", form=Form("samples", 40, "Preview grid of all epochs"),
+    Param("preview_all_epochs", bool, False, group="sampling", ui="checkbox",
+          form=Form("samples", 40, "Preview grid of all epochs"),
           help="When a run completes, render the preview grid of every epoch's file."),
     Param("activation_tag", str, None, group="dataset",  # set by the tag editor, not on the form
           help="Trigger word of the LoRA, written into its published card as the activation text."),

@@ -5,8 +5,9 @@ A kohya LoRA/LoCon file holds, per module name, exactly ``<name>.lora_down.weigh
 nothing else may be in it, as diffusers refuses a kohya file with any other tensor. LyCORIS files
 (``lycoris.kohya``, which A1111's and Forge's Lora loaders read) use the same module names with the
 parts of their kind instead: LoHa ``hada_w1_a/_b``, ``hada_w2_a/_b``; LoKr ``lokr_w1`` (or
-``lokr_w1_a/_b``) and ``lokr_w2`` (or ``lokr_w2_a/_b``); any kind may add DoRA's ``dora_scale``. Writing goes to a temporary file in the target
-folder (``atomic.atomic_path``, ``.tt-tmp-...``) that is then renamed over the target, so a
+``lokr_w1_a/_b``) and ``lokr_w2`` (or ``lokr_w2_a/_b``); any kind may add DoRA's ``dora_scale``.
+Writing goes to a temporary file in the target folder (``atomic.atomic_path``, ``.tt-tmp-...``)
+that is then renamed over the target, so a
 crash never leaves a half-written LoRA behind; a failed write removes it. A LoRA whose tensors are
 not all finite (NaN or infinite) is never written: ``NonFiniteTensors`` says which.
 """

@@ -23,7 +23,8 @@ SAVING_PARAMS = (
     Param("save_precision", str, None, group="saving", choices=("float", "fp16", "bf16"),
           tab_default="fp16",  # half-size files, as the WebUI loads them anyway
           help="Precision of the saved weights. Unset: as trained (float32)."),
-    Param("save_every_n_epochs", int, None, group="saving", ui="number", min=1, form=Form("dataset", 80, "Save every n epochs"),
+    Param("save_every_n_epochs", int, None, group="saving", ui="number", min=1,
+          form=Form("dataset", 80, "Save every n epochs"),
           tab_default=1,  # every epoch's file can be previewed and published
           help="Also save a LoRA every n epochs."),
     Param("save_every_n_steps", int, None, group="saving", min=1,
@@ -40,7 +41,8 @@ SAVING_PARAMS = (
 SAMPLING_PARAMS = (
     Param("sample_prompts", str, None, group="sampling", path=True,
           help="File of prompts (.txt, .toml or .json) rendered while training."),
-    Param("sample_every_n_epochs", int, None, group="sampling", ui="number", min=1, form=Form("samples", 20, "Sample every n epochs"),
+    Param("sample_every_n_epochs", int, None, group="sampling", ui="number", min=1,
+          form=Form("samples", 20, "Sample every n epochs"),
           help="Render the sample prompts every n epochs (takes precedence over steps)."),
     Param("sample_every_n_steps", int, None, group="sampling", min=1,
           help="Render the sample prompts every n steps."),

@@ -7,7 +7,8 @@ from .params_spec import Form, Grid, Param
 
 TRAINING_PARAMS = (
     Param("train_batch_size", int, 1, group="training", ui="slider", min=1, max=64,
-          form=Form("dataset", 60, "Batch size"), grid=Grid("bs", 10), results_rank=100, kohya_key="ss_batch_size_per_device",
+          form=Form("dataset", 60, "Batch size"), grid=Grid("bs", 10), results_rank=100,
+          kohya_key="ss_batch_size_per_device",
           help="Images per step."),
     Param("max_train_epochs", int, None, group="training", ui="number", min=1,
           form=Form("dataset", 70, "Epochs"), grid=Grid("ep", 20), results_rank=80,

@@ -9,8 +9,9 @@ A name that is taken is never replaced silently: publishing answers with the con
 two buttons and remembers the name. Only "Overwrite" with that same name in the box replaces it;
 a changed name asks again. A file already in the LoRA folder (published automatically when the run
 ended, or earlier) is not copied a second time without a word: publishing it under another name
-offers to rename that copy instead ("Rename instead"); Publish pressed again keeps both. The picture defaults to the newest preview cell of that checkpoint at
-weight 1, else the run's last sample image.
+offers to rename that copy instead ("Rename instead"); Publish pressed again keeps both. The
+picture defaults to the newest preview cell of that checkpoint at weight 1, else the run's last
+sample image.
 """
 
 from __future__ import annotations

@@ -83,7 +83,8 @@ def test_the_file_already_published_is_renamed_rather_than_copied_again(results_
     auto = completed.lora_dir / f"{PROJECT}-{VERSION}.safetensors"  # published when the run ended
     assert digest(auto) == digest(completed.run_dir / final)
     reply, out = publish(results_services, "my name", checkpoint=final)
-    assert reply.notice.kind == "info" and f"already in the LoRA folder as “{PROJECT}-{VERSION}”" in reply.notice.text
+    assert reply.notice.kind == "info"
+    assert f"already in the LoRA folder as “{PROJECT}-{VERSION}”" in reply.notice.text
     assert "published automatically when the run ended" in reply.notice.text
     assert out["overwrite"].get("value") == publish_actions.RENAME_LABEL and out["overwrite"].get("visible") is True
     assert not (completed.lora_dir / "my name.safetensors").exists()
@@ -92,7 +93,8 @@ def test_the_file_already_published_is_renamed_rather_than_copied_again(results_
     assert reply.notice.kind == "ok" and "no second copy" in reply.notice.text
     renamed = completed.lora_dir / "my name.safetensors"
     assert not auto.exists() and digest(renamed) == digest(completed.run_dir / final)
-    assert (completed.lora_dir / "my name.json").is_file() and not (completed.lora_dir / f"{PROJECT}-{VERSION}.json").exists()
+    assert (completed.lora_dir / "my name.json").is_file()
+    assert not (completed.lora_dir / f"{PROJECT}-{VERSION}.json").exists()
     assert [p.name for p in completed.lora_dir.glob("*.safetensors")].count("my name.safetensors") == 1
     assert read_outcomes(completed.run_dir).published[-1].name == "my name"
 

@@ -64,7 +64,8 @@ def split_held_out(items: Sequence[ImageItem], fraction: float, seed: int) -> He
                 "validation loss")
         return HeldOutSplit(tuple(items), (), note)
     held = set(chosen)
-    return HeldOutSplit(tuple(item for item in items if item not in held), tuple(item for item in items if item in held))
+    return HeldOutSplit(tuple(item for item in items if item not in held),
+                        tuple(item for item in items if item in held))
 
 
 def steady_options(options: DataOptions) -> DataOptions:
