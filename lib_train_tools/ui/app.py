@@ -24,6 +24,7 @@ def build_ui(services) -> gr.Blocks:
     with gr.Blocks(analytics_enabled=False, title="Train Tools") as demo:
         with gr.Column(elem_id=ROOT_ELEM_ID):
             status = gr.HTML(elem_id="tt_status", elem_classes=["tt-status"])
+            gr.HTML(elem_id="tt_status_history")  # javascript/train_tools.js keeps every message here
             selection = gr.Textbox(visible=False, elem_id="tt_selection")
             ctx = PanelContext(services, selection, status, demo)
             build_projects_panel(ctx, demo)

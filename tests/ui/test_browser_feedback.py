@@ -2,7 +2,8 @@
 
 A real browser against the standalone app, on a version with no images: Begin train pressed far
 down the page shows why it refused next to the button, inside the viewport; a caption uploaded on
-its own adds no image and says so, and preprocessing nothing is a warning; a field whose entry is
+its own adds no image and says so, and preprocessing nothing is a warning (the banner keeps the
+earlier messages under it); a field whose entry is
 refused stays marked, the check lists it and Begin train is refused until it is fixed.
 """
 
@@ -65,6 +66,10 @@ def test_a_caption_alone_and_an_empty_preprocess_are_warnings(page, app):
     expect_text(page, "tt_preprocess_feedback", "no training images")
     playwright_api.expect(page.locator("#tt_preprocess_feedback .tt-warning").first).to_be_visible()
     in_view(page, "tt_preprocess_feedback")
+    # the banner shows the newest message; the earlier one is kept under it
+    expect_text(page, "tt_status", "no training images")
+    expect_text(page, "tt_status_history", r"Messages \(\d+\)")
+    expect_text(page, "tt_status_history", "no images were added")
     screenshot(page, ARTIFACTS, "empty-preprocess")
 
 
