@@ -124,8 +124,14 @@ def publish_run(services, version: VersionPaths, run: RunInfo, checkpoint: str |
     source = _checkpoint(run, checkpoint).path
     weight = _weight(weight)
     name = (name or "").strip()
+    renamed_from = None
     if confirmed and confirmed.startswith(RENAME):
-        return _rename(services, run, source, confirmed)
+        old, _, new = confirmed[len(RENAME):].partition("\n")
+        try:  # the copy is renamed, then written over with the form's card and picture, as asked
+            name = confirmed = rename_published(Path(old), new).stem
+        except PublishConflict as conflict:
+            return _ask(run, conflict)
+        renamed_from = Path(old).stem
     copy = _published_copy(run, source, Path(services.host.lora_dir()))
     if confirmed is None and copy is not None and copy.path.stem != name and pending != _rename_token(copy, name):
         return _offer_rename(run, copy, name)
@@ -140,7 +146,9 @@ def publish_run(services, version: VersionPaths, run: RunInfo, checkpoint: str |
     services.host.lora_published(target)
     hidden = Update.of(visible=False)
     with_picture = picture is not None and picture != NO_IMAGE
-    return Reply(ok(f"published {source.name} as {target}"),
+    done = (f"renamed {renamed_from} to {target.stem} in the LoRA folder (no second copy was made); card updated"
+            if renamed_from is not None else f"published {source.name} as {target}")
+    return Reply(ok(done),
                  (result_html(target, with_picture), lora_text(target.stem, weight, activation), hidden, hidden, "",
                   report.summary_html(run, read_outcomes(run.dir))))
 
@@ -166,21 +174,6 @@ def _offer_rename(run: RunInfo, copy: Publication, name: str) -> Reply:
     return Reply(info(text), (f'<p class="tt-confirm">{html.escape(text)}</p>', "",
                               Update.of(visible=True, value=RENAME_LABEL), Update.of(visible=True),
                               _rename_token(copy, name), NO_CHANGE))
-
-
-def _rename(services, run: RunInfo, source: Path, token: str) -> Reply:
-    old, _, new = token[len(RENAME):].partition("\n")
-    try:
-        target = rename_published(Path(old), new)
-    except PublishConflict as conflict:
-        return _ask(run, conflict)
-    record_publication(run.dir, target, source, auto=False)
-    services.host.lora_published(target)
-    hidden = Update.of(visible=False)
-    with_picture = target.with_name(target.stem + ".preview.png").is_file()
-    return Reply(ok(f"renamed {Path(old).stem} to {target.stem} in the LoRA folder (no second copy was made)"),
-                 (result_html(target, with_picture), lora_text(target.stem, 1.0, ""), hidden, hidden, "",
-                  report.summary_html(run, read_outcomes(run.dir))))
 
 
 def _ask(run: RunInfo, conflict: PublishConflict) -> Reply:

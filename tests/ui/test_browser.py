@@ -201,10 +201,14 @@ def test_the_run_is_previewed_and_published_from_results(server, page, app_root)
     choose(page, "tt_pub_checkpoint", "テスト-v1.safetensors")  # the final file (see the epochs above)
     text_input(page, "tt_pub_name").fill(PUBLISHED)
     page.click("#tt_pub_publish")
+    # published automatically when the run ended: renaming that copy is offered instead of a second one
+    expect_text(page, "tt_pub_result", "already in the LoRA folder as “テスト-v1”")
+    page.click("#tt_pub_overwrite")  # labelled "Rename instead"
     expect_text(page, "tt_pub_result", f"Published {PUBLISHED}")
     lora_dir = app_root / "output" / "lora"
     names = {p.name for p in lora_dir.iterdir()}
     assert {f"{PUBLISHED}.safetensors", f"{PUBLISHED}.preview.png", f"{PUBLISHED}.json"} <= names
+    assert "テスト-v1.safetensors" not in names  # renamed, not copied twice
     card = json.loads((lora_dir / f"{PUBLISHED}.json").read_text(encoding="utf-8"))
     assert card["activation text"] == "mychar" and card["sd version"] == "SD1"
     run_dir = app_root / "output" / "projects" / "テスト" / "versions" / "v1" / "trains" / "テスト-v1"

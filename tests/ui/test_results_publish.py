@@ -91,6 +91,8 @@ def test_the_file_already_published_is_renamed_rather_than_copied_again(results_
 
     reply, out = publish(results_services, "my name", checkpoint=final, confirmed=out["pending"])
     assert reply.notice.kind == "ok" and "no second copy" in reply.notice.text
+    card = json.loads((completed.lora_dir / "my name.json").read_text(encoding="utf-8"))
+    assert card["notes"] == "my notes" and card["preferred weight"] == 0.8  # the form's card, not the old one
     renamed = completed.lora_dir / "my name.safetensors"
     assert not auto.exists() and digest(renamed) == digest(completed.run_dir / final)
     assert (completed.lora_dir / "my name.json").is_file()
