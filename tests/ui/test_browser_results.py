@@ -89,7 +89,12 @@ def test_results_tab_renders_a_grid_and_publishes(server, page, prepared):
     expect_value(page, "tt_pub_name", f"{PROJECT}-{VERSION}-2")
     text_input(page, "tt_pub_name").fill(NAME)
     page.click("#tt_pub_publish")
+    # the final file is in the LoRA folder already (published when the run ended): a rename is offered...
+    expect_text(page, "tt_pub_result", f"already in the LoRA folder as “{PROJECT}-{VERSION}”")
+    playwright_api.expect(page.locator("#tt_pub_overwrite")).to_have_text("Rename instead", timeout=TIMEOUT_MS)
+    page.click("#tt_pub_publish")  # ...and Publish pressed again keeps both copies
     expect_text(page, "tt_pub_result", f"Published {NAME}")
+    assert (prepared.lora_dir / f"{PROJECT}-{VERSION}.safetensors").is_file()
     expect_value(page, "tt_pub_lora_text", re.escape(f"<lora:{NAME}:1> {ACTIVATION}"), pattern=True)
     card = json.loads((prepared.lora_dir / f"{NAME}.json").read_text(encoding="utf-8"))
     assert card["activation text"] == ACTIVATION and card["sd version"] == "SD1"
@@ -106,6 +111,7 @@ def test_results_tab_renders_a_grid_and_publishes(server, page, prepared):
     playwright_api.expect(page.locator("#tt_pub_overwrite")).to_be_visible(timeout=TIMEOUT_MS)
     assert (prepared.lora_dir / f"{NAME}.safetensors").read_bytes() == final
     shot(page, "04-asks-before-overwriting")
+    playwright_api.expect(page.locator("#tt_pub_overwrite")).to_have_text("Overwrite", timeout=TIMEOUT_MS)
     page.click("#tt_pub_overwrite")
     expect_text(page, "tt_status", f"published {RUN}-000001.safetensors")
     playwright_api.expect(page.locator("#tt_pub_overwrite")).to_be_hidden(timeout=TIMEOUT_MS)
