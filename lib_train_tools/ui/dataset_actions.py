@@ -19,6 +19,7 @@ from ..datasets.captions import CAPTION_EXTENSIONS
 from ..datasets.origin_files import drop_images, list_origin
 from ..datasets.preprocess import PreprocessOptions, preprocess
 from ..datasets.small_images import small_images
+from ..datasets.tagger_download import KNOWN_TAGGERS, download_tagger
 from ..datasets.taggers import TaggerUnavailable, WD14Tagger
 from ..datasets.upload import UploadResult, upload
 from ..projects import load_settings
@@ -157,6 +158,32 @@ def tagger_choices(services) -> Reply:
         f"{Path(services.host.output_root()) / TAGGERS_FOLDER} and press refresh"
     )
     return Reply(notice, (choices(names, names[0] if names else None),))
+
+
+def downloadable_taggers() -> list[str]:
+    """Names of the WD14 taggers the tab can download (the first is the suggested one)."""
+    return [t.name for t in KNOWN_TAGGERS]
+
+
+def download_known_tagger(services, name: str | None, progress: ProgressFn | None = None) -> Reply:
+    """Download tagger ``name`` into ``<output_root>/taggers/`` (kept when already there), then list
+    the taggers again with it chosen. Progress is shown in MiB."""
+    known = {t.name: t for t in KNOWN_TAGGERS}
+    if name not in known:
+        raise ValueError(f"choose one of the taggers to download ({', '.join(known)})")
+    mib = 1 << 20
+
+    def in_mib(done: int, total: int, file: str) -> None:
+        if progress is not None:
+            progress(done // mib, max(1, -(-total // mib)), f"MiB, {file}")
+
+    folder = download_tagger(known[name].repo_id, Path(services.host.output_root()) / TAGGERS_FOLDER, in_mib)
+    tagger = WD14Tagger(folder)
+    names = [t.name for t in available_taggers(services)]
+    state = tagger.availability()
+    text = f"{tagger.name} is ready in {folder}; choose it above and press Auto-tag"
+    notice = ok(text) if state.available else warning(f"{text}, but {state.reason}: {state.install_hint}")
+    return Reply(notice, (choices(names, tagger.name if tagger.name in names else None),))
 
 
 def run_autotag(services, selection: str, tagger_name: str, threshold, *form,

@@ -45,7 +45,7 @@ def build_dataset_panel(ctx: PanelContext) -> None:
                                   value=False, elem_id="tt_replace")
             report = gr.HTML(elem_id="tt_report")
     form = _preprocess_form()
-    tagger, threshold, refresh_taggers, autotag, autotag_feedback = _autotag_form(ctx.services)
+    tagger, threshold, refresh_taggers, autotag, autotag_feedback, download = _autotag_form(ctx.services)
     duplicates, drop_choice, find, drop, duplicates_feedback = _duplicates_form()
     editor = build_tag_editor(ctx, gallery, note)
 
@@ -58,6 +58,8 @@ def build_dataset_panel(ctx: PanelContext) -> None:
     wire(form.button.click, lambda s, *a: actions.run_preprocess(services, s, *a[:-1], progress=a[-1]),
          [sel] + form.inputs, [report] + g_out + t_out, status=status, progress=True, feedback=form.feedback)
     wire(refresh_taggers.click, lambda: actions.tagger_choices(services), [], [tagger], status=status)
+    wire(download.button.click, lambda name, p: actions.download_known_tagger(services, name, p), [download.choice],
+         [tagger], status=status, progress=True, feedback=download.feedback)
     wire(autotag.click, lambda s, t, th, *a: actions.run_autotag(services, s, t, th, *a[:-1], progress=a[-1]),
          [sel, tagger, threshold] + form.inputs, [report] + g_out + t_out, status=status, progress=True,
          feedback=autotag_feedback)
@@ -111,7 +113,27 @@ def _autotag_form(services):
                                   value=WD14Options().threshold, elem_id="tt_threshold", scale=3)
         button = gr.Button("Auto-tag, then preprocess", elem_id="tt_run_autotag")
         feedback = feedback_line("tt_autotag_feedback")
-    return tagger, threshold, refresh, button, feedback
+        download = _download_tagger_form()
+    return tagger, threshold, refresh, button, feedback, download
+
+
+@dataclass
+class _DownloadTaggerForm:
+    choice: Any
+    button: Any
+    feedback: Any
+
+
+def _download_tagger_form() -> _DownloadTaggerForm:
+    """A WD14 tagger from the Hugging Face hub into ``<output_root>/taggers`` (once; then it is listed above)."""
+    known = actions.downloadable_taggers()
+    with gr.Row():
+        choice = gr.Dropdown(label="Download a WD14 tagger", choices=known, value=known[0],
+                             elem_id="tt_download_tagger_choice", scale=3,
+                             info="from the Hugging Face hub, once; offline, put model.onnx and "
+                                  "selected_tags.csv in a folder under taggers/")
+        button = gr.Button("Download tagger", elem_id="tt_download_tagger", scale=1)
+    return _DownloadTaggerForm(choice, button, feedback_line("tt_download_tagger_feedback"))
 
 
 def _duplicates_form():
