@@ -23,6 +23,7 @@ from .protocol import CheckpointEvent, EpochEvent, StepEvent
 from .sample_schedule import maybe_sample
 from .saving import Position, epoch_file, final_file, last_file_note, save_checkpoint, save_state, step_file
 from .step import add_training_noise, compute_loss, encode_batch, predict, unet_kernels
+from .step_slowdown import StepSlowdown, slowdown_message
 from .validation import Validator, maybe_validate
 
 SEED_MIX = 1_000_003
@@ -70,7 +71,7 @@ def optimizer_step(s, batches: list, step: int) -> float:
         with unet_kernels(s.device):
             with torch_compat.autocast(s.device, s.weight_dtype, enabled=s.weight_dtype != torch.float32):
                 pred = predict(s.models.unet, noisy, t, cond, s.weight_dtype)
-            loss = compute_loss(pred, latents, noise, t, batch.loss_weights, s.settings) / len(batches)
+            loss = compute_loss(pred, latents, noise, t, batch.loss_weights, s.settings, batch.masks) / len(batches)
             (s.scaler.scale(loss) if s.scaler else loss).backward()
         total += loss.item()
     params = [p for group in s.optimizer.param_groups for p in group["params"]]
@@ -103,6 +104,7 @@ def accumulation_groups(loader: EpochLoader, size: int):
 def train(s, progress, stop, start: Position) -> tuple[str, Position]:
     """Run from ``start`` to the end of the plan; returns ("completed" | "cancelled", position)."""
     meter, plan, step = Meter(), s.plan, start.step
+    slowdown = StepSlowdown()  # a sustained jump in step time: VRAM spilling into system RAM
     validator = Validator(s)
     if s.dataset.validation_note and s.dist.is_main:
         progress.warning(s.dataset.validation_note)
@@ -113,7 +115,11 @@ def train(s, progress, stop, start: Position) -> tuple[str, Position]:
                              s.latent_cache, s.text_cache)
         meter.epoch_losses = []
         for batches in accumulation_groups(loader, s.cfg.gradient_accumulation_steps):
-            loss = optimizer_step(s, batches, step)
+            started = time.perf_counter()
+            loss = optimizer_step(s, batches, step)  # its loss.item() waits for the device
+            found = slowdown.add(time.perf_counter() - started)
+            if found is not None and s.dist.is_main:
+                progress.warning(slowdown_message(found, s.device.type))
             step, done_in_epoch = step + 1, done_in_epoch + len(batches)
             if not math.isfinite(loss):
                 raise NonFiniteLoss(f"the loss became {loss} at step {step} (epoch {epoch + 1}). {last_file_note(s)}")

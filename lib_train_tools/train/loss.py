@@ -1,6 +1,7 @@
 """The training loss: element-wise error per sample, then per-sample and per-timestep weights.
 
-Order (as in kohya's sd-scripts): element-wise loss in float32, mean over C, H, W per sample,
+Order (as in kohya's sd-scripts): element-wise loss in float32, times the loss mask when
+``masked_loss`` is on, mean over C, H, W per sample,
 times the sample's weight (``prior_loss_weight`` for regularisation images, else 1), times the
 timestep weights (Min-SNR, debiased estimation), then the mean over the batch.
 
@@ -32,11 +33,18 @@ class LossError(ValueError):
 
 
 def per_sample_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "l2",
-                    huber_c: float | torch.Tensor = DEFAULT_HUBER_C) -> torch.Tensor:
+                    huber_c: float | torch.Tensor = DEFAULT_HUBER_C,
+                    mask: torch.Tensor | None = None) -> torch.Tensor:
     """Element-wise loss in float32, averaged over every axis but the batch -> ``[B]``.
 
     ``huber``: 2c(sqrt(d^2 + c^2) - c); ``smooth_l1``: 2(sqrt(d^2 + c^2) - c) -- the pseudo-Huber
     forms kohya uses (Charbonnier et al. 1997); ``huber_c`` may be one value or one per sample.
+
+    ``mask`` (B, 1, h, w) in [0, 1] (``masked_loss``) multiplies the element-wise loss, broadcast over
+    the channels and area-averaged to the loss's h x w first when its size differs. The mean then
+    divides by the number of elements, not by the mask's sum, as sd-scripts' ``apply_masked_loss``
+    does: a half-masked image contributes half the loss of the same error unmasked, and an all-zero
+    mask gives 0.
     """
     if pred.shape != target.shape:
         raise LossError(f"per_sample_loss: prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
@@ -53,7 +61,20 @@ def per_sample_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "l2",
         element = 2.0 * (torch.sqrt(diff.square() + c * c) - c)
         if kind == "huber":
             element = element * c
+    if mask is not None:
+        element = element * _fit_mask(mask, element)
     return element.reshape(element.shape[0], -1).mean(dim=1)
+
+
+def _fit_mask(mask: torch.Tensor, element: torch.Tensor) -> torch.Tensor:
+    """``mask`` as float32 (B, 1, h, w) on the loss's device, area-resized to the loss's h x w."""
+    if element.dim() != 4 or mask.dim() != 4 or mask.shape[0] != element.shape[0] or mask.shape[1] != 1:
+        raise LossError(f"loss mask {tuple(mask.shape)} does not fit the loss {tuple(element.shape)}; "
+                        "expected (B, 1, h, w)")
+    mask = mask.to(element.device, torch.float32)
+    if mask.shape[2:] != element.shape[2:]:
+        mask = torch.nn.functional.interpolate(mask, size=tuple(element.shape[2:]), mode="area")
+    return mask
 
 
 def min_snr_weight(t: torch.Tensor, gamma: float, v_prediction: bool = False,

@@ -1,5 +1,5 @@
 """Registry entries for the noise and the loss: offset, pyramid and input-perturbation noise, the loss
-type and its Huber schedule, Min-SNR and debiased-estimation weighting, timestep range.
+type and its Huber schedule, Min-SNR and debiased-estimation weighting, the masked loss, timestep range.
 
 They are sd-scripts' "advanced" options and keep that group (the TOML table they are written to).
 """
@@ -48,6 +48,10 @@ NOISE_PARAMS = (
           help="Threshold (and decay) parameter of the huber / smooth_l1 loss."),
     Param("huber_scale", float, 1.0, group="advanced", min=0.0001, max=100.0, kohya_key="ss_huber_scale",
           help="Scale of the huber / smooth_l1 threshold (constant and exponential schedules)."),
+    Param("masked_loss", bool, False, group="advanced", kohya_key="ss_masked_loss",
+          help="Weight the loss per pixel by a mask: the image's alpha channel, else a greyscale "
+               "<name>.mask.png beside the image (white: train, black: ignore). Images without one "
+               "train everywhere."),
     Param("min_timestep", int, None, group="advanced", min=0, max=1000,
           help="Lowest timestep sampled in training. Unset: 0."),
     Param("max_timestep", int, None, group="advanced", min=0, max=1000,

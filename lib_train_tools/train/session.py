@@ -208,7 +208,7 @@ def _data_options(cfg: TrainConfig, resolution: tuple[int, int], seed: int) -> D
                        caption_extensions=extensions, batch_size=cfg.train_batch_size, seed=seed, buckets=buckets,
                        captions=captions, flip_aug=cfg.flip_aug, random_crop=cfg.random_crop,
                        prior_loss_weight=cfg.prior_loss_weight, validation_split=cfg.validation_split,
-                       validation_seed=cfg.validation_seed)
+                       validation_seed=cfg.validation_seed, masked_loss=cfg.masked_loss)
 
 
 def _make_network(cfg: TrainConfig, models: StableDiffusionModels, log: Log) -> LoRANetwork:

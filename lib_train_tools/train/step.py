@@ -144,16 +144,18 @@ def predict(unet, noisy: torch.Tensor, t: torch.Tensor, cond: Conditioning, dtyp
 
 
 def compute_loss(pred: torch.Tensor, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
-                 loss_weights: torch.Tensor, settings: StepSettings) -> torch.Tensor:
+                 loss_weights: torch.Tensor, settings: StepSettings,
+                 masks: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over the batch of the per-sample loss (``loss_type``), weighted by the prior-loss,
-    Min-SNR and debiased-estimation weights; every SNR is read from the run's schedule."""
+    Min-SNR and debiased-estimation weights; every SNR is read from the run's schedule. ``masks``
+    (the batch's latent-size loss masks with ``masked_loss``) weigh the element-wise loss first."""
     table = settings.schedule
     target = ns.v_target(latents, noise, t, table) if settings.v_prediction else noise
     huber_c: float | torch.Tensor = settings.huber_c
     if settings.loss_type in losses.HUBER_KINDS:
         huber_c = losses.huber_c_per_timestep(t, settings.huber_schedule, settings.huber_c, settings.huber_scale,
                                               table)
-    per_sample = losses.per_sample_loss(pred.float(), target.float(), settings.loss_type, huber_c)
+    per_sample = losses.per_sample_loss(pred.float(), target.float(), settings.loss_type, huber_c, masks)
     weights = loss_weights.to(per_sample.device)
     if settings.min_snr_gamma:
         weights = weights * losses.min_snr_weight(t, settings.min_snr_gamma, settings.v_prediction, table)

@@ -126,6 +126,7 @@ class TrainConfig:
     huber_schedule: str = "snr"
     huber_c: float = 0.1
     huber_scale: float = 1.0
+    masked_loss: bool = False
     min_timestep: int | None = None
     max_timestep: int | None = None
     log_with: str | None = None

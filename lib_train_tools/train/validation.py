@@ -99,7 +99,7 @@ class Validator:
             with unet_kernels(s.device):
                 with torch_compat.autocast(s.device, s.weight_dtype, enabled=s.weight_dtype != torch.float32):
                     pred = predict(s.models.unet, noisy, t, cond, s.weight_dtype)
-                total += compute_loss(pred, latents, noise, t, batch.loss_weights, s.settings).item()
+                total += compute_loss(pred, latents, noise, t, batch.loss_weights, s.settings, batch.masks).item()
         return total / DRAWS_PER_IMAGE
 
 

@@ -12,11 +12,12 @@ from typing import Any
 
 import gradio as gr
 
+from . import fit_card_actions as fit_actions
 from . import train_actions as actions
 from .compat import event_listener, latest_only, save_events
 from .projects_panel import REFRESH_SYMBOL
 from .train_form import SECTIONS, STEP_FIELDS, Field, display_value, form_fields
-from .wiring import PanelContext, wire
+from .wiring import PanelContext, feedback_line, wire
 
 FIELDS_PER_ROW = 4
 OPEN_SECTIONS = 2  # the first sections start open
@@ -37,6 +38,7 @@ def build_train_panel(ctx: PanelContext, tab: Any = None) -> TrainPanel:
     with gr.Row():
         extras["steps"] = gr.HTML(elem_id="tt_steps")
         extras["check"] = gr.HTML(elem_id="tt_check")
+    extras.update(_fit_box())
     for index, (section, _names) in enumerate(SECTIONS):
         in_section = [f for f in fields if f.section == section]
         if not in_section:
@@ -79,6 +81,18 @@ def _component(field: Field) -> Any:
     if field.kind == "number":
         return gr.Number(value=value, precision=0 if p.type is int else None, **common)
     return gr.Textbox(value=value, lines=3 if field.kind == "textarea" else 1, **common)
+
+
+def _fit_box() -> dict[str, Any]:
+    """Fit my card: the card's size, the two buttons, their result line and the undo record."""
+    with gr.Row():
+        card = gr.Number(label="Card memory (GiB)", value=fit_actions.default_card_gib(), elem_id="tt_card_gib",
+                         info="Fit my card changes the settings so the VRAM estimate fits this size.")
+        fit = gr.Button("Fit my card", elem_id="tt_fit_card")
+        undo = gr.Button("Undo fit", elem_id="tt_undo_fit")
+        feedback = feedback_line("tt_fit_feedback")
+    record = gr.Textbox(visible=False, elem_id="tt_fit_undo")
+    return {"card_gib": card, "fit_card": fit, "undo_fit": undo, "fit_feedback": feedback, "fit_undo": record}
 
 
 def _advanced_box() -> dict[str, Any]:
@@ -138,6 +152,11 @@ def _wire(ctx: PanelContext, panel: TrainPanel, tab: Any) -> None:
              [comps["base_model"]], status=status)
     wire(ex["apply_advanced"].click, lambda s, t: actions.apply_advanced(services, s, t), [sel, ex["advanced"]],
          applied_out, status=status)
+    fit_out = applied_out + [ex["fit_undo"]]
+    wire(ex["fit_card"].click, lambda s, g: fit_actions.fit_card(services, s, g), [sel, ex["card_gib"]], fit_out,
+         status=status, feedback=ex["fit_feedback"])
+    wire(ex["undo_fit"].click, lambda s, r: fit_actions.undo_fit(services, s, r), [sel, ex["fit_undo"]], fit_out,
+         status=status, feedback=ex["fit_feedback"])
     wire(ex["save_preset"].click, lambda s, n: actions.save_preset(services, s, n), [sel, ex["preset_name"]],
          [ex["presets"]], status=status)
     wire(ex["load_preset"].click, lambda s, n: actions.load_preset(services, s, n), [sel, ex["presets"]],

@@ -41,7 +41,8 @@ validate_every_n_epochs validate_every_n_steps max_validation_steps output_dir o
 save_precision save_every_n_epochs save_every_n_steps save_state resume training_comment sample_prompts
 sample_every_n_epochs sample_every_n_steps sample_sampler noise_offset noise_offset_random_strength
 ip_noise_gamma ip_noise_gamma_random_strength multires_noise_iterations multires_noise_discount
-min_snr_gamma debiased_estimation_loss loss_type huber_schedule huber_c huber_scale min_timestep max_timestep
+min_snr_gamma debiased_estimation_loss loss_type huber_schedule huber_c huber_scale masked_loss min_timestep
+max_timestep
 log_with logging_dir progress_file
 """.split()
 
@@ -63,6 +64,7 @@ KOHYA_KEYS_BEFORE = {
     "ss_ip_noise_gamma_random_strength": "ip_noise_gamma_random_strength",
     "ss_debiased_estimation": "debiased_estimation_loss", "ss_loss_type": "loss_type",
     "ss_huber_schedule": "huber_schedule", "ss_huber_c": "huber_c", "ss_huber_scale": "huber_scale",
+    "ss_masked_loss": "masked_loss",  # ours: sd-scripts writes no key for it
     # sd-scripts' dataset keys
     "ss_batch_size_per_device": "train_batch_size", "ss_flip_aug": "flip_aug", "ss_random_crop": "random_crop",
     "ss_shuffle_caption": "shuffle_caption", "ss_enable_bucket": "enable_bucket",

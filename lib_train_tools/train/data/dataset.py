@@ -5,7 +5,8 @@ plans the batches (:meth:`epoch_batches`) and turns each planned batch into a
 :class:`TrainingBatch` (:meth:`load_batch`): latents from a filled :class:`LatentCache` or pixel
 tensors, the captions as processed for that epoch, per-sample loss weights
 (``prior_loss_weight`` for regularisation images), SDXL size conditioning, and text-encoder
-outputs when a :class:`TextEncoderCache` is given. Every random choice (caption shuffle and
+outputs when a :class:`TextEncoderCache` is given, and with ``masked_loss`` each sample's latent-size
+loss mask (``masks.py``: alpha channel, else ``<stem>.mask.png``, else ones). Every random choice (caption shuffle and
 dropout, flip, random crop) is seeded from (seed, epoch, item, repeat): no global RNG.
 
 With ``validation_split`` some training images are held out (``held_out.py``): they are not among
@@ -42,7 +43,8 @@ from .text_cache import TextEncoderCache
 class TrainingBatch:
     """One step's inputs. Exactly one of ``latents`` (B, C, h, w) / ``pixels`` (B, 3, H, W) is set.
 
-    ``time_ids`` (B, 6) holds SDXL's original (h, w), crop (top, left), target (h, w) per sample.
+    ``time_ids`` (B, 6) holds SDXL's original (h, w), crop (top, left), target (h, w) per sample;
+    ``masks`` (B, 1, h, w) in [0, 1] the latent-size loss masks when ``masked_loss`` is on, else None.
     """
 
     captions: tuple[str, ...]
@@ -53,12 +55,14 @@ class TrainingBatch:
     text_outputs: Optional[dict[str, torch.Tensor]]
     paths: tuple[Path, ...]
     flipped: tuple[bool, ...]
+    masks: Optional[torch.Tensor] = None
 
 
 @dataclass(frozen=True)
 class _SampleData:
     tensor: torch.Tensor
     time_ids: tuple[int, ...]
+    mask: Optional[torch.Tensor] = None
 
 
 def assign_buckets(items: Sequence[ImageItem], table: BucketTable) -> list[BucketChoice]:
@@ -183,7 +187,7 @@ class TrainingDataset:
         if self.options.random_crop:
             raise ValueError("latents cannot be cached with random_crop (the crop changes every step)")
         jobs = [
-            LatentJob(item.path, choice, self.options.flip_aug)
+            LatentJob(item.path, choice, self.options.flip_aug, self.options.masked_loss)
             for item, choice, count in zip(self.items, self.choices, self.repeats)
             if count
         ]
@@ -224,6 +228,7 @@ class TrainingDataset:
             text_outputs=text.get_batch(captions) if text is not None else None,
             paths=tuple(self.items[sample.item].path for sample in batch.samples),
             flipped=flips,
+            masks=torch.stack([d.mask for d in loaded if d.mask is not None]) if self.options.masked_loss else None,
         )
 
     def load_item(
@@ -241,12 +246,15 @@ class TrainingDataset:
         choice = self.choices[sample.item]
         target = (choice.bucket[1], choice.bucket[0])
         if cache is None:
-            image = prepare_image(item.path, choice, flip, self.sample_crop_rng(sample, epoch))
+            image = prepare_image(item.path, choice, flip, self.sample_crop_rng(sample, epoch),
+                                  with_mask=self.options.masked_loss)
             ids = image.original_size_hw + image.crop_top_left + image.target_size_hw
-            return _SampleData(image.pixels, ids)
-        tensor = cache.get(LatentJob(item.path, choice, self.options.flip_aug), flip)
+            return _SampleData(image.pixels, ids, image.mask)
+        job = LatentJob(item.path, choice, self.options.flip_aug, self.options.masked_loss)
+        tensor = cache.get(job, flip)
+        mask = cache.get_mask(job, flip) if self.options.masked_loss else None
         crop = crop_top_left(crop_window(choice.resized, choice.bucket, None), choice.resized, choice.bucket, flip)
-        return _SampleData(tensor, (item.size[1], item.size[0]) + crop + target)
+        return _SampleData(tensor, (item.size[1], item.size[0]) + crop + target, mask)
 
 
 class EpochLoader(abc.Sequence):

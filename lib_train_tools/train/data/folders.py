@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 from PIL import Image
 
 from .errors import DataError
+from .masks import is_mask_file
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 DEFAULT_CAPTION_EXTENSIONS = (".txt", ".caption")
@@ -105,8 +106,10 @@ def read_image_size(path: Path) -> tuple[int, int]:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name for a stable order."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    """Image files directly inside ``folder``, sorted by name for a stable order; ``*.mask.png``
+    loss masks (``masks.py``) belong to their image and are not listed."""
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not is_mask_file(p))
 
 
 def scan_folder(folder: Path, is_reg: bool, caption_extensions: Sequence[str]) -> list[ImageItem]:

@@ -3,7 +3,9 @@
 Steps: open, apply the EXIF orientation, convert to 8-bit RGB (``train.color_modes``); resize
 to the bucket choice's cover size (area averaging when shrinking, Lanczos when enlarging, like
 kohya); crop the overhang (centred, or at a random offset with ``random_crop``); optionally
-mirror horizontally; scale pixels to [-1, 1] as the VAE expects.
+mirror horizontally; scale pixels to [-1, 1] as the VAE expects. With ``with_mask`` the loss mask
+(``masks.py``) is read before the alpha is composited away and goes through the same resize, crop
+and flip, then is area-averaged to the latent grid.
 
 SDXL size conditioning is returned with it. ``crop_top_left`` is the real offset of the crop
 window inside the resized (and, when flipped, mirrored) image, the definition SDXL was trained
@@ -24,6 +26,7 @@ from PIL import Image, ImageOps
 from ..color_modes import WHITE, to_rgb
 from .buckets import BucketChoice, Size
 from .errors import DataError
+from .masks import find_mask, latent_mask, mask_to_tensor
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,14 @@ class CropWindow:
 @dataclass(frozen=True)
 class PreparedImage:
     """A training image: ``pixels`` (3, H, W) float32 in [-1, 1] plus SDXL size conditioning,
-    each as (height, width) or (top, left) pairs."""
+    each as (height, width) or (top, left) pairs; ``mask`` (1, H/8, W/8) in [0, 1] when a loss
+    mask was asked for (all ones when the image has none)."""
 
     pixels: torch.Tensor
     original_size_hw: tuple[int, int]
     crop_top_left: tuple[int, int]
     target_size_hw: tuple[int, int]
+    mask: Optional[torch.Tensor] = None
 
 
 def load_rgb(path: Path) -> Image.Image:
@@ -51,12 +56,19 @@ def load_rgb(path: Path) -> Image.Image:
     The conversion is preprocessing's (``train.color_modes.to_rgb``): 16-bit and float images
     are scaled, not clipped, and transparency is composited onto white.
     """
+    return load_rgb_and_mask(path, False)[0]
+
+
+def load_rgb_and_mask(path: Path, with_mask: bool) -> tuple[Image.Image, Optional[Image.Image]]:
+    """``load_rgb``'s image plus, with ``with_mask``, its loss mask (``masks.find_mask``, read from
+    the upright image before compositing), or None when it has none."""
     try:
         with Image.open(path) as img:
             img.load()
             # Optional only for in_place=True; otherwise the (possibly transposed) copy.
             upright = cast(Image.Image, ImageOps.exif_transpose(img))
-            return to_rgb(upright, WHITE)
+            mask = find_mask(path, upright) if with_mask else None
+            return to_rgb(upright, WHITE), mask
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot read image '{path}': {exc}") from exc
 
@@ -98,19 +110,30 @@ def prepare_image(
     choice: BucketChoice,
     flip: bool,
     crop_rng: Optional[random.Random] = None,
+    with_mask: bool = False,
 ) -> PreparedImage:
-    """Load ``path`` and produce the bucket-sized training tensor (random crop when ``crop_rng``)."""
-    image = load_rgb(path)
+    """Load ``path`` and produce the bucket-sized training tensor (random crop when ``crop_rng``);
+    with ``with_mask`` also its latent-size loss mask, cut by the very same window and flip."""
+    image, mask = load_rgb_and_mask(path, with_mask)
     original = image.size
+    window = crop_window(choice.resized, choice.bucket, crop_rng)
+    mask_tensor = None
+    if with_mask:
+        pixel_mask = mask_to_tensor(fit_to_bucket(mask, choice, window, flip)) if mask is not None \
+            else torch.ones(1, choice.bucket[1], choice.bucket[0])
+        mask_tensor = latent_mask(pixel_mask)
+    return PreparedImage(
+        pixels=pil_to_tensor(fit_to_bucket(image, choice, window, flip)),
+        original_size_hw=(original[1], original[0]),
+        crop_top_left=crop_top_left(window, choice.resized, choice.bucket, flip),
+        target_size_hw=(choice.bucket[1], choice.bucket[0]),
+        mask=mask_tensor,
+    )
+
+
+def fit_to_bucket(image: Image.Image, choice: BucketChoice, window: CropWindow, flip: bool) -> Image.Image:
+    """Resize to the choice's cover size, cut the bucket-sized ``window`` and mirror when ``flip``."""
     resized = resize_image(image, choice.resized)
-    window = crop_window(resized.size, choice.bucket, crop_rng)
     box = (window.left, window.top, window.left + choice.bucket[0], window.top + choice.bucket[1])
     cropped = resized.crop(box)
-    if flip:
-        cropped = cropped.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    return PreparedImage(
-        pixels=pil_to_tensor(cropped),
-        original_size_hw=(original[1], original[0]),
-        crop_top_left=crop_top_left(window, resized.size, choice.bucket, flip),
-        target_size_hw=(choice.bucket[1], choice.bucket[0]),
-    )
+    return cropped.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else cropped

@@ -7,6 +7,11 @@ validity key in its metadata: image file size, modification time and SHA-256 of 
 bucket, resize, flip flag, the caller's VAE identity string and a format version. A file is
 reused only when every field matches; otherwise it is re-encoded and rewritten atomically.
 
+With ``masked_loss`` a job also keeps the latent-size loss mask (``masks.py``) of each copy, and
+the key gains a ``mask`` field naming its source (``masks.mask_source_key``: the mask file's size
+and hash, or ``none``; an alpha mask is covered by the image's own fingerprint), so adding,
+editing or deleting a mask file re-encodes the entry. Jobs without a mask keep the old key.
+
 Encoding is done by a callable supplied by the trainer (``encode(pixels) -> latents``, pixels
 (B, 3, H, W) in [-1, 1]), so this module knows nothing about the VAE; whatever the callable
 returns (scaled or not) is what is cached, so the VAE identity should say which.
@@ -26,6 +31,7 @@ from safetensors.torch import save_file
 from ...atomic import atomic_path
 from .buckets import BucketChoice
 from .images import prepare_image
+from .masks import mask_source_key
 
 CACHE_SUFFIX = ".tt_latents.safetensors"
 CACHE_FORMAT = "train_tools.latents.v2"  # v2: 16-bit/float/transparent images scaled and flattened
@@ -42,14 +48,18 @@ class LatentJob:
     path: Path
     choice: BucketChoice
     with_flip: bool
+    with_mask: bool = False
 
 
 @dataclass(frozen=True)
 class CachedLatents:
-    """Latents (C, h, w) of the centred crop, and of its mirror image when flip is enabled."""
+    """Latents (C, h, w) of the centred crop, and of its mirror image when flip is enabled; with a
+    mask job, the (1, h, w) loss masks of the same two copies."""
 
     latents: torch.Tensor
     flipped: Optional[torch.Tensor]
+    mask: Optional[torch.Tensor] = None
+    mask_flipped: Optional[torch.Tensor] = None
 
 
 def cache_path_for(image_path: Path) -> Path:
@@ -69,7 +79,7 @@ def image_fingerprint(path: Path) -> str:
 
 def validity_key(job: LatentJob, vae_id: str) -> dict[str, str]:
     """Everything the cached latents depend on, as safetensors metadata strings."""
-    return {
+    key = {
         "format": CACHE_FORMAT,
         "image": image_fingerprint(job.path),
         "bucket": "{}x{}".format(*job.choice.bucket),
@@ -77,6 +87,9 @@ def validity_key(job: LatentJob, vae_id: str) -> dict[str, str]:
         "flip": "1" if job.with_flip else "0",
         "vae": vae_id,
     }
+    if job.with_mask:
+        key["mask"] = mask_source_key(job.path)
+    return key
 
 
 def read_valid_cache(job: LatentJob, vae_id: str) -> Optional[CachedLatents]:
@@ -90,9 +103,11 @@ def read_valid_cache(job: LatentJob, vae_id: str) -> Optional[CachedLatents]:
                 return None
             latents = handle.get_tensor("latents")
             flipped = handle.get_tensor("latents_flipped") if job.with_flip else None
+            mask = handle.get_tensor("mask") if job.with_mask else None
+            mask_flipped = handle.get_tensor("mask_flipped") if job.with_mask and job.with_flip else None
     except Exception:  # noqa: BLE001 - a damaged cache file is simply re-encoded
         return None
-    return CachedLatents(latents, flipped)
+    return CachedLatents(latents, flipped, mask, mask_flipped)
 
 
 def write_cache(job: LatentJob, vae_id: str, entry: CachedLatents) -> Path:
@@ -101,6 +116,10 @@ def write_cache(job: LatentJob, vae_id: str, entry: CachedLatents) -> Path:
     tensors = {"latents": entry.latents.contiguous()}
     if entry.flipped is not None:
         tensors["latents_flipped"] = entry.flipped.contiguous()
+    if entry.mask is not None:
+        tensors["mask"] = entry.mask.contiguous()
+    if entry.mask_flipped is not None:
+        tensors["mask_flipped"] = entry.mask_flipped.contiguous()
     with atomic_path(cache_path) as temp_path:
         save_file(tensors, str(temp_path), metadata=validity_key(job, vae_id))
     return cache_path
@@ -157,14 +176,25 @@ class LatentCache:
 
     def get(self, job: LatentJob, flip: bool) -> torch.Tensor:
         """Latents for one sample (the mirrored copy when ``flip``)."""
-        if job not in self._memory and not (self._to_disk and self._restore(job)):
-            raise RuntimeError(f"latents of '{job.path}' are not cached (or the image changed); run fill() first")
-        entry = self._memory[job]
+        entry = self._entry(job)
         if not flip:
             return entry.latents
         if entry.flipped is None:
             raise RuntimeError(f"latents of '{job.path}' were cached without a flipped copy (flip_aug was off)")
         return entry.flipped
+
+    def get_mask(self, job: LatentJob, flip: bool) -> torch.Tensor:
+        """The (1, h, w) loss mask of one sample (of the mirrored copy when ``flip``); needs a mask job."""
+        entry = self._entry(job)
+        mask = entry.mask_flipped if flip else entry.mask
+        if mask is None:
+            raise RuntimeError(f"no loss mask of '{job.path}' was cached (masked_loss was off, or flip_aug)")
+        return mask
+
+    def _entry(self, job: LatentJob) -> CachedLatents:
+        if job not in self._memory and not (self._to_disk and self._restore(job)):
+            raise RuntimeError(f"latents of '{job.path}' are not cached (or the image changed); run fill() first")
+        return self._memory[job]
 
     def _restore(self, job: LatentJob) -> bool:
         if job in self._memory:
@@ -179,7 +209,8 @@ class LatentCache:
     def _encode_group(self, group: list[LatentJob]) -> None:
         if self._encode is None:
             raise RuntimeError("the latent cache's encoder was released; it cannot encode more images")
-        pixels = torch.stack([prepare_image(job.path, job.choice, flip=False).pixels for job in group])
+        prepared = [prepare_image(job.path, job.choice, flip=False, with_mask=job.with_mask) for job in group]
+        pixels = torch.stack([image.pixels for image in prepared])
         with_flip = any(job.with_flip for job in group)
         batch = torch.cat([pixels, pixels.flip(-1)]) if with_flip else pixels
         with torch.no_grad():
@@ -189,7 +220,9 @@ class LatentCache:
         count = len(group)
         for index, job in enumerate(group):
             flipped = latents[count + index].clone() if job.with_flip else None
-            entry = CachedLatents(latents[index].clone(), flipped)
+            mask = prepared[index].mask
+            mask_flipped = mask.flip(-1) if mask is not None and job.with_flip else None
+            entry = CachedLatents(latents[index].clone(), flipped, mask, mask_flipped)
             self._memory[job] = entry
             if self._to_disk:
                 write_cache(job, self._vae_id, entry)

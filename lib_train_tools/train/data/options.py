@@ -27,6 +27,7 @@ class DataOptions:
     prior_loss_weight: float = 1.0  # loss weight of regularisation samples
     validation_split: float = 0.0  # validation_split: share of the training images held out (data/held_out.py)
     validation_seed: Optional[int] = None  # validation_seed: seed of the held-out choice (None: ``seed``)
+    masked_loss: bool = False  # masked_loss: carry each image's loss mask (data/masks.py) in the batch
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
