@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from .. import torch_compat
+
 from ..jobs.run_options import trainer_options
 from ..models.detect import Architecture
 from ..projects import load_settings
@@ -40,7 +42,7 @@ def bf16_supported() -> bool:
     """Whether bf16 can be chosen: asked of the card only when CUDA already runs in this process
     (as ``local_accelerator`` does); otherwise assumed (every card since NVIDIA Ampere has it)."""
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        return bool(torch.cuda.is_bf16_supported())
+        return torch_compat.bf16_hardware("cuda")  # native bf16, as the trainer decides it
     return True
 
 
