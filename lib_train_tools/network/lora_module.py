@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from .. import torch_compat
 from . import dora
+from .layer_hook import LayerHook
 from .weight_adapter import layer_op
 
 
@@ -41,7 +42,7 @@ class LinearAsConv1x1(nn.Module):
 Projection = nn.Linear | nn.Conv2d | LinearAsConv1x1
 
 
-class LoRAModule(nn.Module):
+class LoRAModule(LayerHook, nn.Module):  # type: ignore[misc]  # apply() shadows Module.apply on purpose
     """A LoRA (LoCon for kxk convolutions) branch for one ``nn.Linear`` or ``nn.Conv2d``."""
 
     lora_down: Projection
@@ -80,33 +81,6 @@ class LoRAModule(nn.Module):
     @property
     def is_conv(self) -> bool:
         return self.lora_down.weight.ndim == 4
-
-    @property
-    def applied(self) -> bool:
-        return self._base_forward is not None
-
-    # Shadows nn.Module.apply(fn) on purpose: the adapter's public verb, used by callers and tests.
-    def apply(self) -> None:  # type: ignore[override]
-        """Route the wrapped layer's forward through this adapter (no-op when already applied)."""
-        if self.applied:
-            return
-        layer = self.layer
-        self._had_instance_forward = "forward" in layer.__dict__
-        self._base_forward = layer.forward
-        # An instance attribute shadowing the class's forward, on purpose (mypy forbids assigning to a method).
-        layer.forward = self.forward  # type: ignore[method-assign, assignment]
-
-    def remove(self) -> None:
-        """Give the wrapped layer its own forward back."""
-        base_forward = self._base_forward
-        if base_forward is None:  # not applied
-            return
-        layer = self.layer
-        if self._had_instance_forward:
-            layer.forward = base_forward  # type: ignore[method-assign, assignment]  # as in apply()
-        else:
-            del layer.forward
-        self._base_forward = None
 
     def forward(self, x: Tensor) -> Tensor:
         if self._base_forward is None:

@@ -2,8 +2,8 @@
 running ``y = layer(x) + op(x, multiplier * dW)``, DoRA, dropout, merging.
 
 A subclass builds dW from its factors (``scaled_delta``) and loads its own file tensors; the layer
-is hooked exactly as ``LoRAModule`` does it (an instance ``forward`` installed on the layer), so
-the model's ``state_dict`` never changes and the adapter's holds only the file's keys.
+is hooked as ``LoRAModule``'s is (``layer_hook.LayerHook``), so the model's ``state_dict`` never
+changes and the adapter's holds only the file's keys.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from .. import torch_compat
 from . import dora
+from .layer_hook import LayerHook
 from .lora_file import LoRAFileError
 
 
@@ -37,7 +38,7 @@ def file_magnitude(stored: Tensor, weight: Tensor, what: str) -> Tensor:
         raise LoRAFileError(str(exc)) from None
 
 
-class WeightAdapter(nn.Module):
+class WeightAdapter(LayerHook, nn.Module):  # type: ignore[misc]  # apply() shadows Module.apply on purpose
     """An adapter whose branch is ``op(x, dW)``: subclasses define ``scaled_delta`` (dW at multiplier 1)."""
 
     layer: nn.Linear | nn.Conv2d   # set through __dict__, so its weights stay out of our state_dict
@@ -76,34 +77,6 @@ class WeightAdapter(nn.Module):
     def load_file_weights(self, tensors: Mapping[str, Tensor], alpha: float | None, label: str) -> None:
         """Take this module's tensors from a file (names without the module prefix)."""
         raise NotImplementedError
-
-    # ------------------------------------------------------------------ hooking
-
-    @property
-    def applied(self) -> bool:
-        return self._base_forward is not None
-
-    # Shadows nn.Module.apply(fn) on purpose: the adapter's public verb, as in LoRAModule.
-    def apply(self) -> None:  # type: ignore[override]
-        """Route the wrapped layer's forward through this adapter (no-op when already applied)."""
-        if self.applied:
-            return
-        layer = self.layer
-        self._had_instance_forward = "forward" in layer.__dict__
-        self._base_forward = layer.forward
-        layer.forward = self.forward  # type: ignore[method-assign, assignment]
-
-    def remove(self) -> None:
-        """Give the wrapped layer its own forward back."""
-        base_forward = self._base_forward
-        if base_forward is None:
-            return
-        layer = self.layer
-        if self._had_instance_forward:
-            layer.forward = base_forward  # type: ignore[method-assign, assignment]
-        else:
-            del layer.forward
-        self._base_forward = None
 
     # ------------------------------------------------------------------ use
 
