@@ -81,14 +81,30 @@ def discrete_sigmas(steps: int, sigmas_table: torch.Tensor) -> torch.Tensor:
 
 
 def ddim_sigmas(steps: int, sigmas_table: torch.Tensor) -> torch.Tensor:
-    """DDIM's timesteps (Song et al. 2021, "uniform" skip): ``k * (len // steps) + 1`` for
-    k = steps-1..0, as Stable Diffusion's scheduler config and the WebUI's DDIM choose them
-    (diffusers: ``timestep_spacing="leading"``, ``steps_offset=1``), then a final 0
-    (``set_alpha_to_one=True``: the last step lands on the clean estimate)."""
+    """DDIM's timesteps, then a final 0 (``set_alpha_to_one=True``: the last step lands on the
+    clean estimate).
+
+    Stable Diffusion's schedule: the "uniform" skip of Song et al. 2021, ``k * (len // steps) + 1``
+    for k = steps-1..0, as its scheduler config and the WebUI's DDIM choose them (diffusers:
+    ``timestep_spacing="leading"``, ``steps_offset=1``). It never visits the last timestep (20
+    steps start at t = 951), which a zero-terminal-SNR model needs: its pure-noise level is that
+    step alone. For such a table (``reaches_zero_snr``) the steps are spaced from the end instead,
+    ``round(len - k * len / steps) - 1`` for k = 0..steps-1 (Lin et al. 2024, sec. 3.3, "Sample
+    from the Last Timestep"; diffusers' ``timestep_spacing="trailing"``)."""
     _check_steps(steps)
     count = sigmas_table.shape[0]
-    t = (torch.arange(steps - 1, -1, -1) * (count // steps) + 1).clamp(max=count - 1)
+    if reaches_zero_snr(sigmas_table):
+        t = (torch.round(count - torch.arange(steps, dtype=torch.float64) * (count / steps)) - 1).long()
+    else:
+        t = (torch.arange(steps - 1, -1, -1) * (count // steps) + 1).clamp(max=count - 1)
     return torch.cat([sigmas_table.float()[t], torch.zeros(1)])
+
+
+def reaches_zero_snr(sigmas_table: torch.Tensor) -> bool:
+    """Whether ``sigmas_table`` (``model_sigmas``) comes from a zero-terminal-SNR schedule: its last
+    sigma is the clamped stand-in for infinity (about 4519); Stable Diffusion's own ends near 14.6."""
+    terminal = ((1.0 - SAMPLING_MIN_ALPHA_BAR) / SAMPLING_MIN_ALPHA_BAR) ** 0.5
+    return bool(sigmas_table[-1].item() >= 0.999 * terminal)
 
 
 def _check_steps(steps: int) -> None:

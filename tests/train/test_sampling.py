@@ -125,3 +125,18 @@ def test_ancestral_step_and_sampler_names() -> None:
     assert resolve_sampler("DDIM") == ("ddim", None)
     name, warning = resolve_sampler("dpmsolver++")
     assert name in SAMPLERS and "dpmsolver++" in warning
+
+
+def test_ddim_on_a_zero_terminal_snr_schedule_starts_at_the_last_timestep() -> None:
+    from lib_train_tools.train.noise_schedule import training_alphas_cumprod
+    from lib_train_tools.train.sampling import reaches_zero_snr
+
+    ztsnr = model_sigmas(training_alphas_cumprod(zero_terminal_snr=True))
+    assert reaches_zero_snr(ztsnr) and not reaches_zero_snr(model_sigmas())
+    trailing = DDIMScheduler(**SCHEDULE, timestep_spacing="trailing", rescale_betas_zero_snr=True)
+    for steps in (1, 7, 20, 30):
+        trailing.set_timesteps(steps)
+        sigmas = ddim_sigmas(steps, ztsnr)
+        assert torch.equal(sigmas[:-1], ztsnr[trailing.timesteps.long()])
+        assert sigmas[0] == ztsnr[-1] and sigmas[-1] == 0   # pure noise first, the clean estimate last
+    assert ddim_sigmas(20, model_sigmas())[0] == model_sigmas()[951]   # SD's own schedule keeps "leading"
