@@ -89,24 +89,62 @@ def upload(
     with contextlib.ExitStack() as stack, version.lock():
         items, skipped, refused = _expand(sources, zip_limits, image_limits.max_file_bytes, stack)
         replaced_to = _set_aside_origin(version) if replace else None
-        version.origin.mkdir(parents=True, exist_ok=True)
-        batch = _Batch(version.origin, _existing_images(version.origin), skipped=skipped, refused=refused,
-                       resolution=version_resolution(version))
-        images = [i for i in items if Path(i.name).suffix.lower() not in CAPTION_EXTENSIONS]
-        captions = [i for i in items if Path(i.name).suffix.lower() in CAPTION_EXTENSIONS]
-        total = len(items)
-        ordered = [(item, False) for item in images] + [(item, True) for item in captions]
-        for done, (item, is_caption) in enumerate(ordered, start=1):
-            try:
-                data = item.load()
-                if is_caption:
-                    _store_caption(batch, item, data)
-                else:
-                    _store_image(batch, item, data, image_limits)
-            except (ImageRejected, CaptionError, ValueError, OSError) as exc:
-                batch.refused.append(Refusal(item.label, getattr(exc, "reason", None) or str(exc)))
-            if progress:
-                progress(done, total, item.label)
+        batch = _land(version, items, skipped, refused, image_limits, progress)
+    return _result(batch, replaced_to)
+
+
+def add_files(
+    version: VersionPaths,
+    files: Sequence[tuple[str, bytes]],
+    *,
+    image_limits: ImageLimits = ImageLimits(),
+) -> UploadResult:
+    """Add files held in memory, ``(name, bytes)`` (images and same-stem captions), to ``origin/``.
+
+    The same checks, naming and duplicate rules as ``upload`` (which reads its files from disk);
+    for files fetched from elsewhere, such as a booru import.
+    """
+    items = [_Item(name, name, _bytes_loader(data)) for name, data in files]
+    with version.lock():
+        batch = _land(version, items, [], [], image_limits, None)
+    return _result(batch, None)
+
+
+def _bytes_loader(data: bytes) -> Callable[[], bytes]:
+    return lambda: data
+
+
+def _land(
+    version: VersionPaths,
+    items: Sequence[_Item],
+    skipped: list[Refusal],
+    refused: list[Refusal],
+    image_limits: ImageLimits,
+    progress: ProgressFn | None,
+) -> _Batch:
+    """Check and store ``items`` (images first, then captions) in ``origin/``; the caller holds the lock."""
+    version.origin.mkdir(parents=True, exist_ok=True)
+    batch = _Batch(version.origin, _existing_images(version.origin), skipped=skipped, refused=refused,
+                   resolution=version_resolution(version))
+    images = [i for i in items if Path(i.name).suffix.lower() not in CAPTION_EXTENSIONS]
+    captions = [i for i in items if Path(i.name).suffix.lower() in CAPTION_EXTENSIONS]
+    total = len(items)
+    ordered = [(item, False) for item in images] + [(item, True) for item in captions]
+    for done, (item, is_caption) in enumerate(ordered, start=1):
+        try:
+            data = item.load()
+            if is_caption:
+                _store_caption(batch, item, data)
+            else:
+                _store_image(batch, item, data, image_limits)
+        except (ImageRejected, CaptionError, ValueError, OSError) as exc:
+            batch.refused.append(Refusal(item.label, getattr(exc, "reason", None) or str(exc)))
+        if progress:
+            progress(done, total, item.label)
+    return batch
+
+
+def _result(batch: _Batch, replaced_to: Path | None) -> UploadResult:
     return UploadResult(
         tuple(batch.added), tuple(batch.renamed), tuple(batch.skipped), tuple(batch.refused), replaced_to,
         tuple(batch.small),

@@ -8,7 +8,7 @@
         dataset/origin/           what the user gave, never modified by processing or curation
         dataset/processed/<repeats>_<project>/   what trains (images + .txt captions)
         dataset/reg/              regularisation images
-        dataset/*.json            generated tags, base captions, curation journal
+        dataset/*.json            generated tags, base captions, curation journal, booru sources
         trains/<run>/             training runs
 
 The lock file lives outside the version (``<root>/.locks/<id>.lock``) and is keyed by the
@@ -76,6 +76,11 @@ class VersionPaths:
     @property
     def curation_journal_file(self) -> Path:
         return self.dataset / "curation_journal.json"
+
+    @property
+    def booru_sources_file(self) -> Path:
+        """Where each image imported from a booru came from (``datasets/booru_import.py``)."""
+        return self.dataset / "booru_sources.json"
 
     def lock(self, timeout: float = 60.0) -> FileLock:
         return FileLock(self.lock_file, timeout, what=f"version {self.project!r}/{self.name!r}")
