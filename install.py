@@ -12,31 +12,13 @@ prints) and never stops the WebUI from starting; the tab then says what is missi
 from __future__ import annotations
 
 import os
-import re
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from lib_train_tools.host.webui_requirements import find_problems, manual_command, to_install  # noqa: E402
-
-# A PEP 440 version pip accepts in a constraints file; anything odder is left unpinned.
-_PINNABLE = re.compile(r"[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?(\+[A-Za-z0-9.]+)?")
-
-
-def installed_pins() -> list[str]:
-    """``name==version`` for every installed distribution (the first one found for each name)."""
-    import importlib.metadata
-
-    pins, seen = [], set()
-    for dist in importlib.metadata.distributions():
-        name, version = dist.metadata.get("Name"), dist.version
-        key = (name or "").lower().replace("_", "-")
-        if not name or key in seen or not version or not _PINNABLE.fullmatch(version):
-            continue
-        seen.add(key)
-        pins.append(f"{name}=={version}")
-    return sorted(pins, key=str.lower)
+from lib_train_tools.pip_constraints import installed_pins  # noqa: E402
 
 
 def pip_install(requirements, constraints_file: str) -> None:

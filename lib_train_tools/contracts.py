@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:  # only for type hints: importing PIL here would load it for every importer
     from PIL import Image
 
-TAGGERS_FOLDER = "taggers"  # WD14 tagger folders live in <output_root>/taggers/<name>/
+TAGGERS_FOLDER = "taggers"  # <output_root>/taggers/<name>/: the standalone default and where older versions downloaded
 _WD14_MARKERS = ("model.onnx", "selected_tags.csv")
 
 

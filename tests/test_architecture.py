@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_NAME = "lib_train_tools"
 PACKAGE = ROOT / PACKAGE_NAME
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__init__", "contracts", "atomic", "torch_compat"),
+    ("__init__", "contracts", "atomic", "torch_compat", "pip_constraints"),
     ("models",),
     ("network",),
     ("train",),

@@ -5,9 +5,14 @@ Two implementations:
 - ``InterrogatorTagger``: the WebUI's BLIP or DeepDanbooru interrogator. The host adapter passes
   in the WebUI's function (image -> text); this module never imports the WebUI.
 - ``WD14Tagger``: a WD14-style ONNX model folder (``model.onnx`` + ``selected_tags.csv``) run by
-  onnxruntime, imported only when tagging starts. General tags at ``threshold`` (0.35 by
-  default), character tags at ``character_threshold`` (the general one when not given); rating
-  tags are never emitted.
+  onnxruntime, imported only when tagging starts. ``selected_tags.csv`` gives each score a
+  category: 0 general, 4 character, 9 rating (SmilingWolf's WD taggers). General tags are kept at
+  ``threshold`` (0.35 by default), character tags at ``character_threshold`` (the general one when
+  not given), both most confident first; with ``character_tags_first`` the character tags lead.
+  Ratings are one-of-four (general, sensitive, questionable, explicit), so ``include_rating``
+  adds only the highest-scoring one, by its plain name and in front, as sd-scripts'
+  ``tag_images_by_wd14_tagger.py --use_rating_tags`` does. Images go through the model
+  ``batch_size`` at a time (a model whose batch dimension is fixed gets exactly that many).
 
 ``availability()`` says whether a tagger can run and, if not, why and what to install or where
 to put the model. Nothing is ever downloaded here.
@@ -19,6 +24,7 @@ import copy
 import csv
 import dataclasses
 import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -34,7 +40,12 @@ WD14_MODEL_FILE = "model.onnx"
 WD14_TAGS_FILE = "selected_tags.csv"
 WD14_CATEGORY_GENERAL = 0
 WD14_CATEGORY_CHARACTER = 4
+WD14_CATEGORY_RATING = 9
 WD14_DEFAULT_SIZE = 448
+# The character threshold the form suggests: SmilingWolf's wd-tagger demo uses 0.85 for characters
+# (a character tag below it is usually a look-alike), against 0.35 for general tags.
+WD14_SUGGESTED_CHARACTER_THRESHOLD = 0.85
+WD14_MAX_BATCH = 64
 # Short tags with underscores are emoticons such as ^_^ and keep them.
 _KEEP_UNDERSCORE_BELOW = 4
 
@@ -82,15 +93,20 @@ class InterrogatorTagger:
 
 @dataclass(frozen=True)
 class WD14Options:
-    threshold: float = 0.35
-    character_threshold: float | None = None
+    threshold: float = 0.35                   # general tags (category 0) scored at least this
+    character_threshold: float | None = None  # character tags (category 4); None: ``threshold``
     underscores_to_spaces: bool = True
     exclude: tuple[str, ...] = ()
+    include_rating: bool = False              # put the top rating tag (category 9) first
+    character_tags_first: bool = False       # character tags before general ones (each by confidence)
+    batch_size: int = 4                       # images per model call
 
     def __post_init__(self) -> None:
         for label, value in (("threshold", self.threshold), ("character_threshold", self.character_threshold)):
             if value is not None and not 0.0 < value < 1.0:
                 raise ValueError(f"WD14 {label} {value} must be between 0 and 1")
+        if not 1 <= self.batch_size <= WD14_MAX_BATCH:
+            raise ValueError(f"WD14 batch_size {self.batch_size} must be between 1 and {WD14_MAX_BATCH}")
 
 
 @dataclass(frozen=True)
@@ -120,7 +136,8 @@ class WD14Tagger:
             return Availability(
                 False,
                 "the onnxruntime package is not installed",
-                "pip install onnxruntime (or onnxruntime-gpu for an NVIDIA GPU) into the WebUI's Python",
+                f'press "Install onnxruntime" in the Auto-tag box, or run "{sys.executable}" -m pip install '
+                "onnxruntime (onnxruntime-gpu instead for torch with CUDA 12 and cuDNN 9)",
             )
         for required in (WD14_MODEL_FILE, WD14_TAGS_FILE):
             if not (self.model_dir / required).is_file():
@@ -134,18 +151,42 @@ class WD14Tagger:
 
     def with_threshold(self, threshold: float) -> WD14Tagger:
         """A copy keeping general tags scored at least ``threshold`` (it shares the loaded model)."""
+        return self.with_options(threshold=float(threshold))
+
+    def with_options(self, **changes: Any) -> WD14Tagger:
+        """A copy with these ``WD14Options`` fields changed (it shares the loaded model)."""
         tagger = copy.copy(self)
-        tagger.options = dataclasses.replace(self.options, threshold=float(threshold))
+        tagger.options = dataclasses.replace(self.options, **changes)
         return tagger
 
+    def images_per_call(self) -> int:
+        """How many images one model call takes: the model's fixed batch size, else ``options.batch_size``."""
+        _require(self)
+        return _fixed_batch(self._load_session().get_inputs()[0].shape) or self.options.batch_size
+
     def tag(self, image: Image.Image) -> list[str]:
+        return self.tag_batch([image])[0]
+
+    def tag_batch(self, images: Sequence[Image.Image]) -> list[list[str]]:
+        """Each image's tags, in one model call per ``images_per_call()`` images."""
         _require(self)
         session = self._load_session()
         model_input = session.get_inputs()[0]
         size = _square_size(model_input.shape)
-        batch = prepare_wd14_input(image, size)
-        probabilities = np.asarray(session.run(None, {model_input.name: batch})[0])[0]
-        return select_wd14_tags(probabilities, self._load_labels(), self.options)
+        fixed = _fixed_batch(model_input.shape)
+        step = fixed or self.options.batch_size
+        labels = self._load_labels()
+        tags: list[list[str]] = []
+        for start in range(0, len(images), step):
+            chunk = [prepare_wd14_input(image, size) for image in images[start:start + step]]
+            if fixed is not None:  # a fixed batch dimension: fill the last call up with copies
+                chunk += [chunk[-1]] * (fixed - len(chunk))
+            scores = np.asarray(session.run(None, {model_input.name: np.concatenate(chunk)})[0])
+            wanted = min(step, len(images) - start)
+            if scores.ndim != 2 or scores.shape[0] < wanted:
+                raise TaggerError(f"the model gave scores of shape {scores.shape} for {len(chunk)} images")
+            tags.extend(select_wd14_tags(row, labels, self.options) for row in scores[:wanted])
+        return tags
 
     def _load_session(self) -> Any:
         if self._session is None:
@@ -189,19 +230,28 @@ def prepare_wd14_input(image: Image.Image, size: int) -> np.ndarray:
 
 
 def select_wd14_tags(probabilities: Sequence[float], labels: Sequence[WD14Label], options: WD14Options) -> list[str]:
-    """General and character tags over their thresholds, most confident first."""
+    """General and character tags over their thresholds, most confident first (character tags
+    first when asked), led by the highest-scoring rating tag when ``include_rating`` is on."""
     if len(probabilities) != len(labels):
         raise TaggerError(f"the model gives {len(probabilities)} scores but the tag list has {len(labels)} tags")
-    character_threshold = options.character_threshold or options.threshold
-    chosen = []
+    character_threshold = options.threshold if options.character_threshold is None else options.character_threshold
+    general, character, rating = [], [], []
     for score, label in zip(probabilities, labels):
         if label.category == WD14_CATEGORY_GENERAL and score >= options.threshold:
-            chosen.append((float(score), label.name))
+            general.append((float(score), label.name))
         elif label.category == WD14_CATEGORY_CHARACTER and score >= character_threshold:
-            chosen.append((float(score), label.name))
-    chosen.sort(key=lambda pair: -pair[0])
+            character.append((float(score), label.name))
+        elif label.category == WD14_CATEGORY_RATING:
+            rating.append((float(score), label.name))
+    if options.character_tags_first:
+        chosen = sorted(character, key=lambda pair: -pair[0]) + sorted(general, key=lambda pair: -pair[0])
+    else:
+        chosen = sorted(general + character, key=lambda pair: -pair[0])
+    names = [name for _, name in chosen]
+    if options.include_rating and rating:
+        names.insert(0, max(rating, key=lambda pair: pair[0])[1])  # the first of equal scores
     excluded = set(options.exclude)
-    tags = [_display(name, options.underscores_to_spaces) for _, name in chosen]
+    tags = [_display(name, options.underscores_to_spaces) for name in names]
     return [t for t in tags if t not in excluded]
 
 
@@ -215,6 +265,12 @@ def _square_size(shape: Sequence[Any]) -> int:
     """The model's input side from its NHWC shape; dynamic dimensions fall back to 448."""
     height = shape[1] if len(shape) == 4 else None
     return height if isinstance(height, int) and height > 0 else WD14_DEFAULT_SIZE
+
+
+def _fixed_batch(shape: Sequence[Any]) -> int | None:
+    """The model's batch size when its NHWC input fixes one (WD v2 exports may), else None."""
+    batch = shape[0] if len(shape) else None
+    return batch if isinstance(batch, int) and batch > 0 else None
 
 
 def _require(tagger: Tagger) -> None:

@@ -1,11 +1,11 @@
 """The host for the standalone app (``python -m lib_train_tools``): plain folders given as flags.
 
 Base checkpoints are every ``.safetensors``/``.ckpt`` file under the checkpoints folder (titles
-are paths relative to it, with forward slashes); WD14 taggers are the subfolders of
-``<output_root>/taggers/`` (or of a folder given with ``--taggers``) that hold a WD14 model;
-previews are drawn with our own sampler from ``results/``. The host keeps one renderer, so the
-base model it loaded stays cached between previews; before a training job starts, the renderer
-lets go of it (the trainer subprocess needs the memory more).
+are paths relative to it, with forward slashes); WD14 taggers are the subfolders of the taggers
+folder (``--taggers``, default ``<output_root>/taggers/``) that hold a WD14 model, and downloaded
+taggers go there; previews are drawn with our own sampler from ``results/``. The host keeps one
+renderer, so the base model it loaded stays cached between previews; before a training job
+starts, the renderer lets go of it (the trainer subprocess needs the memory more).
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ class StandaloneHost:
 
     def checkpoints(self) -> list[CheckpointChoice]:
         return scan_checkpoints(self._checkpoints_dir)
+
+    def taggers_dir(self) -> Path:
+        """WD14 tagger folders: ``--taggers``, default ``<output_root>/taggers``."""
+        return self._taggers_dir
 
     def taggers(self) -> list[Tagger]:
         from ..datasets.taggers import WD14Tagger

@@ -20,7 +20,7 @@ from .lora_staging import PREVIEW_FOLDER, LoraStaging
 from .webui_models import LOG_PREFIX, ModelUnloader, is_forge
 from .webui_modules import call_queue, deepbooru_tag, paths_internal, sd_models, shared
 from .webui_preview import WebUIPreviewRenderer
-from .webui_settings import OUTPUT_DIR, PUBLISH_DIR, folder_option, host_settings
+from .webui_settings import OUTPUT_DIR, PUBLISH_DIR, folder_option, host_settings, taggers_folder
 
 OUTPUT_FOLDER = "train_tools"
 
@@ -42,6 +42,10 @@ class WebUIHost:
 
     def lora_dir(self) -> Path:
         return folder_option(PUBLISH_DIR) or self.webui_lora_dir()
+
+    def taggers_dir(self) -> Path:
+        """WD14 tagger folders: the taggers setting, default ``<models>/train_tools_taggers``."""
+        return taggers_folder()
 
     def checkpoints(self) -> list[CheckpointChoice]:
         """The WebUI's checkpoint list as it stands (its refresh button rescans the folders)."""

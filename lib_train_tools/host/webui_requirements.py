@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 _RELEASE = re.compile(r"(\d+(?:\.\d+)*)")
+# A PEP 440 version pip accepts in a constraints file; anything odder is left unpinned.
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..contracts import HostSettings
-from .webui_modules import shared
+from .webui_modules import paths_internal, shared
 
 SECTION = ("train_tools", "Train Tools")
 CATEGORY = "training"
@@ -24,6 +24,9 @@ UNLOAD_MODEL = "train_tools_unload_model"
 KEEP_LAST_N = "train_tools_keep_last_n"
 PUBLISH_DIR = "train_tools_publish_dir"
 AUTO_PUBLISH = "train_tools_auto_publish"
+TAGGERS_DIR = "train_tools_taggers_dir"
+# The default taggers folder, under the WebUI's models folder (which follows --models-dir / --data-dir).
+TAGGERS_MODELS_FOLDER = "train_tools_taggers"
 
 
 def cuda_available() -> bool:
@@ -55,6 +58,9 @@ OPTIONS: tuple[WebUIOption, ...] = (
                 "0 keeps every epoch file", component_args={"precision": 0}),
     WebUIOption(PUBLISH_DIR, "", "Publish folder", "empty: the WebUI's LoRA folder (--lora-dir, models/Lora)"),
     WebUIOption(AUTO_PUBLISH, True, "Publish a finished run's final file as <project>-<version> automatically"),
+    WebUIOption(TAGGERS_DIR, "", "Folder for WD14 taggers (downloads go here, each in its own subfolder)",
+                f"empty: models/{TAGGERS_MODELS_FOLDER} in the WebUI's folder; taggers already in the "
+                "output folder's taggers/ stay listed too"),
 )
 OPTIONS_BY_KEY = {option.key: option for option in OPTIONS}
 
@@ -96,3 +102,8 @@ def folder_option(key: str) -> Optional[Path]:
     """A folder option as a path, or None when it is empty (the default folder applies)."""
     text = str(option_value(key) or "").strip()
     return Path(text).expanduser() if text else None
+
+
+def taggers_folder() -> Path:
+    """Where WD14 taggers are downloaded and looked for: the setting, else ``<models>/train_tools_taggers``."""
+    return folder_option(TAGGERS_DIR) or Path(paths_internal.models_path) / TAGGERS_MODELS_FOLDER

@@ -139,23 +139,36 @@ def drop_small(services, selection: str) -> Reply:
                  + gallery_values(version))
 
 
+def tagger_roots(services) -> list[Path]:
+    """Folders whose subfolders are WD14 taggers: the host's taggers folder first (downloads go
+    there: the WebUI's setting, default ``<models>/train_tools_taggers``; the standalone app's
+    ``--taggers``, default ``<output_root>/taggers``), then ``<output_root>/taggers``, where
+    earlier versions downloaded them, so no tagger a person already has disappears."""
+    host = services.host
+    legacy = Path(host.output_root()) / TAGGERS_FOLDER
+    configured = getattr(host, "taggers_dir", None)
+    primary = Path(configured()) if callable(configured) else legacy
+    return [primary] if primary == legacy else [primary, legacy]
+
+
 def available_taggers(services) -> list[Tagger]:
-    """The host's taggers, plus WD14 folders under ``<output_root>/taggers`` it did not list."""
+    """The host's taggers, plus WD14 folders under ``tagger_roots`` it did not list (first name wins)."""
     taggers = list(services.host.taggers())
     known = {t.name for t in taggers}
-    for folder in find_wd14_folders(Path(services.host.output_root()) / TAGGERS_FOLDER):
-        tagger: Tagger = WD14Tagger(folder)
-        if tagger.name not in known:
-            taggers.append(tagger)
-            known.add(tagger.name)
+    for root in tagger_roots(services):
+        for folder in find_wd14_folders(root):
+            tagger: Tagger = WD14Tagger(folder)
+            if tagger.name not in known:
+                taggers.append(tagger)
+                known.add(tagger.name)
     return taggers
 
 
 def tagger_choices(services) -> Reply:
     names = [t.name for t in available_taggers(services)]
     notice = None if names else ok(
-        f"no tagger found: put a WD14 tagger folder (model.onnx and selected_tags.csv) into "
-        f"{Path(services.host.output_root()) / TAGGERS_FOLDER} and press refresh"
+        f"no tagger found: download one below, or put a WD14 tagger folder (model.onnx and selected_tags.csv) "
+        f"into {tagger_roots(services)[0]} and press refresh"
     )
     return Reply(notice, (choices(names, names[0] if names else None),))
 
@@ -166,8 +179,8 @@ def downloadable_taggers() -> list[str]:
 
 
 def download_known_tagger(services, name: str | None, progress: ProgressFn | None = None) -> Reply:
-    """Download tagger ``name`` into ``<output_root>/taggers/`` (kept when already there), then list
-    the taggers again with it chosen. Progress is shown in MiB."""
+    """Download tagger ``name`` into the taggers folder (``tagger_roots``' first; kept when already
+    there), then list the taggers again with it chosen. Progress is shown in MiB."""
     known = {t.name: t for t in KNOWN_TAGGERS}
     if name not in known:
         raise ValueError(f"choose one of the taggers to download ({', '.join(known)})")
@@ -177,7 +190,7 @@ def download_known_tagger(services, name: str | None, progress: ProgressFn | Non
         if progress is not None:
             progress(done // mib, max(1, -(-total // mib)), f"MiB, {file}")
 
-    folder = download_tagger(known[name].repo_id, Path(services.host.output_root()) / TAGGERS_FOLDER, in_mib)
+    folder = download_tagger(known[name].repo_id, tagger_roots(services)[0], in_mib)
     tagger = WD14Tagger(folder)
     names = [t.name for t in available_taggers(services)]
     state = tagger.availability()
@@ -187,16 +200,38 @@ def download_known_tagger(services, name: str | None, progress: ProgressFn | Non
 
 
 def run_autotag(services, selection: str, tagger_name: str, threshold, *form,
-                progress: ProgressFn | None = None) -> Reply:
-    """Tag the uploaded images, then preprocess again so the tags reach the captions."""
+                progress: ProgressFn | None = None, character_threshold=None, include_rating=None,
+                character_tags_first=None, batch_size=None) -> Reply:
+    """Tag the uploaded images, then preprocess again so the tags reach the captions.
+
+    ``threshold`` is the general tags' threshold; the keywords (WD14 taggers only; None or "" keeps
+    the tagger's own) are the ``WD14Options`` fields of the same names."""
     version = require_version(services, selection)
     tagger = _tagger(services, tagger_name, threshold)
+    if isinstance(tagger, WD14Tagger):
+        tagger = tagger.with_options(**wd14_changes(character_threshold, include_rating, character_tags_first,
+                                                    batch_size))
     result = autotag(version, tagger, progress=progress)
     done = _preprocess(version, form, progress)
     services.store.touch(version)
     html_report = report.autotag_report(result, tagger.name) + report.preprocess_report(done)
     notice = ok(f"{tagger.name} tagged {result.tagged} image(s); captions merged by the caption rule")
     return Reply(notice, (html_report,) + gallery_values(version) + tag_actions.tags_values(version, ""))
+
+
+def wd14_changes(character_threshold=None, include_rating=None, character_tags_first=None,
+                 batch_size=None) -> dict:
+    """The form's WD14 fields as ``WD14Options`` changes (empty ones are left out)."""
+    changes: dict = {}
+    if character_threshold not in (None, ""):
+        changes["character_threshold"] = float(character_threshold)
+    if include_rating is not None:
+        changes["include_rating"] = bool(include_rating)
+    if character_tags_first is not None:
+        changes["character_tags_first"] = bool(character_tags_first)
+    if batch_size not in (None, ""):
+        changes["batch_size"] = int(batch_size)
+    return changes
 
 
 def _tagger(services, name: str, threshold) -> Tagger:

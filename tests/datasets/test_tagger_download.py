@@ -1,8 +1,10 @@
 """Taggers downloaded on first use, against a stand-in hub on 127.0.0.1 (tests/datasets/hub_standin.py).
 
-The served model is a tiny ONNX graph built here (onnx is a test-only dependency): per image it
-averages the B, G, R channels (scaled to 0..1) and scores four tags with a sigmoid of a linear map,
-so a pure red image scores red_hair 0.88, blue_sky 0.12 and the character char_a 0.57.
+The served model is a tiny ONNX graph built here (onnx is a test-only dependency) with a free batch
+dimension: per image it averages the B, G, R channels (scaled to 0..1) and scores six tags with a
+sigmoid of a linear map. A pure red image scores the ratings general 0.73 and sensitive 0.88, the
+general tags red_hair 0.88 and blue_sky 0.12, the characters char_a 0.57 and char_b 0.82; a pure
+blue one general 0.73, sensitive 0.50, red_hair 0.12, blue_sky 0.88, char_a 0.38, char_b 0.18.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ from .hub_standin import HubStandIn, unused_endpoint
 huggingface_hub = pytest.importorskip("huggingface_hub")
 
 REPO = "SmilingWolf/wd-vit-tagger-v3"
-TAGS_CSV = "tag_id,name,category,count\n0,general,9,1\n1,red_hair,0,1\n2,blue_sky,0,1\n3,char_a,4,1\n"
-# Rows: B, G, R channel means (0..1); columns: general, red_hair, blue_sky, char_a.
-WEIGHTS = [[0.0, 0.0, 4.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 4.0, 0.0, 0.8]]
-BIAS = [3.0, -2.0, -2.0, -0.5]
+TAGS_CSV = ("tag_id,name,category,count\n0,general,9,1\n1,sensitive,9,1\n2,red_hair,0,1\n3,blue_sky,0,1\n"
+            "4,char_a,4,1\n5,char_b,4,1\n")
+# Rows: B, G, R channel means (0..1); columns: general, sensitive, red_hair, blue_sky, char_a, char_b.
+WEIGHTS = [[0.0, 0.0, 0.0, 4.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 2.0, 4.0, 0.0, 0.8, 3.0]]
+BIAS = [1.0, 0.0, -2.0, -2.0, -0.5, -1.5]
 PADDING = 200_000  # doc-string bytes, so the model downloads in several chunks
 
 
@@ -50,13 +53,13 @@ def tiny_wd14_model() -> bytes:
     ]
     initializers = [
         helper.make_tensor("scale", onnx.TensorProto.FLOAT, [], [1 / 255]),
-        helper.make_tensor("weights", onnx.TensorProto.FLOAT, [3, 4], np.asarray(WEIGHTS).ravel().tolist()),
-        helper.make_tensor("bias", onnx.TensorProto.FLOAT, [4], BIAS),
+        helper.make_tensor("weights", onnx.TensorProto.FLOAT, [3, 6], np.asarray(WEIGHTS).ravel().tolist()),
+        helper.make_tensor("bias", onnx.TensorProto.FLOAT, [6], BIAS),
     ]
     graph = helper.make_graph(
         nodes, "tiny_wd14",
-        [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 8, 8, 3])],
-        [helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["N", 8, 8, 3])],
+        [helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, ["N", 6])],
         initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], doc_string="x" * PADDING)
@@ -122,16 +125,57 @@ def test_download_progress_then_cache_reuse_offline(hub, hub_env, tmp_path):
     assert download_tagger(REPO, tmp_path) == folder  # no network needed
 
 
+class CountingSession:
+    """onnxruntime's session, recording the batch size of each call."""
+
+    def __init__(self, path):
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.batches = []
+
+    def get_inputs(self):
+        return self.session.get_inputs()
+
+    def run(self, outputs, feeds):
+        self.batches.append(next(iter(feeds.values())).shape[0])
+        return self.session.run(outputs, feeds)
+
+
 def test_downloaded_tagger_runs_end_to_end_with_thresholds(hub, tmp_path):
     pytest.importorskip("onnxruntime")
     folder = download_tagger(REPO, tmp_path)
     red = Image.new("RGB", (16, 16), (255, 0, 0))  # square: no white padding
-    tagger = WD14Tagger(folder, WD14Options(threshold=0.35, character_threshold=0.7))
+    blue = Image.new("RGB", (16, 16), (0, 0, 255))
+    tagger = WD14Tagger(folder, WD14Options(threshold=0.35, character_threshold=0.85))
     assert tagger.availability().available
-    assert tagger.tag(red) == ["red hair"]  # red_hair 0.88; blue_sky 0.12; char_a 0.57 < 0.7
+    assert tagger.tag(red) == ["red hair"]  # red_hair 0.88; blue_sky 0.12; char_b 0.82 and char_a 0.57 < 0.85
+    assert tagger.with_options(character_threshold=0.7).tag(red) == ["red hair", "char b"]
     assert tagger.with_threshold(0.9).tag(red) == []
     loose = WD14Tagger(folder, WD14Options(threshold=0.1, character_threshold=0.5, underscores_to_spaces=False))
-    assert loose.tag(red) == ["red_hair", "char_a", "blue_sky"]  # most confident first, no rating
+    assert loose.tag(red) == ["red_hair", "char_b", "char_a", "blue_sky"]  # most confident first, no rating
+    assert loose.with_options(character_tags_first=True).tag(red) == ["char_b", "char_a", "red_hair", "blue_sky"]
+    rated = loose.with_options(include_rating=True, threshold=0.5)
+    assert rated.tag(red) == ["sensitive", "red_hair", "char_b", "char_a"]  # sensitive 0.88 > general 0.73
+    assert rated.tag(blue) == ["general", "blue_sky"]  # general 0.73 > sensitive 0.50; char_a 0.38 < 0.5
+
+
+def test_downloaded_tagger_tags_in_batches(hub, tmp_path):
+    pytest.importorskip("onnxruntime")
+    folder = download_tagger(REPO, tmp_path)
+    sessions = []
+
+    def counting(path):
+        sessions.append(CountingSession(path))
+        return sessions[-1]
+
+    tagger = WD14Tagger(folder, WD14Options(threshold=0.5, character_threshold=0.7, batch_size=2),
+                        session_factory=counting)
+    red, blue = Image.new("RGB", (8, 8), (255, 0, 0)), Image.new("RGB", (8, 8), (0, 0, 255))
+    assert tagger.images_per_call() == 2  # the model's batch dimension is free: the option decides
+    expected = [["red hair", "char b"], ["blue sky"], ["red hair", "char b"]]
+    assert tagger.tag_batch([red, blue, red]) == expected
+    assert sessions[0].batches == [2, 1]
 
 
 def test_truncated_download_leaves_no_tagger_and_resumes(hub, tmp_path):

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from lib_train_tools.contracts import find_wd14_folders
 from lib_train_tools.datasets.autotag import autotag
@@ -131,3 +132,95 @@ def test_interrogator_adapter(loaded):
 def test_wd14_options_are_checked():
     with pytest.raises(ValueError, match="threshold 1.5"):
         WD14Options(threshold=1.5)
+
+
+# Rating rows (category 9), general (0) and character (4) rows with distinct scores.
+RATED_CSV = ("tag_id,name,category,count\n0,general,9,1\n1,sensitive,9,1\n2,explicit,9,1\n"
+             "3,long_hair,0,1\n4,smile,0,1\n5,hatsune_miku,4,1\n6,kagamine_rin,4,1\n")
+RATED_SCORES = [0.20, 0.70, 0.05, 0.90, 0.40, 0.60, 0.95]
+
+
+class BatchSession:
+    """A model whose input batch is ``batch`` ("N": any); each image's scores are RATED_SCORES
+    shifted by its top-left pixel's blue value / 1000, so rows can be told apart."""
+
+    def __init__(self, batch="N", side=16):
+        self.batch, self.side = batch, side
+        self.calls = []
+
+    def get_inputs(self):
+        return [SimpleNamespace(name="x", shape=[self.batch, self.side, self.side, 3])]
+
+    def run(self, outputs, feeds):
+        batch = feeds["x"]
+        self.calls.append(batch.shape[0])
+        return [np.asarray([np.asarray(RATED_SCORES) + image[0, 0, 0] / 1000 for image in batch], dtype=np.float32)]
+
+
+def rated_dir(tmp_path):
+    folder = tmp_path / "rated"
+    folder.mkdir()
+    (folder / "selected_tags.csv").write_text(RATED_CSV, encoding="utf-8")
+    (folder / "model.onnx").write_bytes(b"fake")
+    return folder
+
+
+def test_general_and_character_thresholds_are_separate_and_rating_is_optional(tmp_path):
+    folder = rated_dir(tmp_path)
+
+    def tags(**options):
+        tagger = WD14Tagger(folder, WD14Options(underscores_to_spaces=False, **options),
+                            session_factory=lambda path: FakeSession(RATED_SCORES))
+        return tagger.tag(noise_image(1))
+
+    # general 0.35: long_hair .90, smile .40; characters at the same threshold: rin .95, miku .60
+    assert tags() == ["kagamine_rin", "long_hair", "hatsune_miku", "smile"]
+    assert tags(character_threshold=0.8) == ["kagamine_rin", "long_hair", "smile"]
+    assert tags(threshold=0.5, character_threshold=0.5) == ["kagamine_rin", "long_hair", "hatsune_miku"]
+    assert tags(threshold=0.95, character_threshold=0.99) == []
+    # ratings are one of four: only the top one (sensitive .70), in front, never by threshold
+    assert tags(include_rating=True, character_threshold=0.8) == ["sensitive", "kagamine_rin", "long_hair", "smile"]
+    assert tags(include_rating=True, threshold=0.95, character_threshold=0.99) == ["sensitive"]
+    assert tags(character_tags_first=True, threshold=0.3) == ["kagamine_rin", "hatsune_miku", "long_hair", "smile"]
+    assert tags(include_rating=True, exclude=("sensitive",), threshold=0.5, character_threshold=0.99) == ["long_hair"]
+
+
+def test_with_options_copies_and_checks():
+    tagger = WD14Tagger("/nowhere", session_factory=lambda path: FakeSession(RATED_SCORES))
+    changed = tagger.with_options(character_threshold=0.8, include_rating=True, batch_size=16)
+    assert changed.options == WD14Options(character_threshold=0.8, include_rating=True, batch_size=16)
+    assert tagger.options == WD14Options()
+    with pytest.raises(ValueError, match="batch_size 0 must be between 1 and 64"):
+        tagger.with_options(batch_size=0)
+    with pytest.raises(ValueError, match="character_threshold 1.2"):
+        tagger.with_options(character_threshold=1.2)
+
+
+def test_tag_batch_calls_the_model_batch_size_images_at_a_time(tmp_path):
+    session = BatchSession()
+    tagger = WD14Tagger(rated_dir(tmp_path), WD14Options(batch_size=2, threshold=0.65, character_threshold=0.9),
+                        session_factory=lambda path: session)
+    images = [Image.new("RGB", (16, 16), (0, 0, blue)) for blue in (0, 50, 200)]
+    assert tagger.images_per_call() == 2
+    assert tagger.tag_batch(images) == [["kagamine rin", "long hair"]] * 3
+    assert session.calls == [2, 1]
+    # blue 200 adds 0.2: smile (0.40) passes 0.55 only for the third image, so rows stay in order
+    assert [t[-1] for t in tagger.with_threshold(0.55).tag_batch(images)] == ["long hair", "long hair", "smile"]
+
+
+def test_a_fixed_batch_model_gets_full_batches(tmp_path):
+    session = BatchSession(batch=2)
+    tagger = WD14Tagger(rated_dir(tmp_path), WD14Options(batch_size=8), session_factory=lambda path: session)
+    assert tagger.images_per_call() == 2
+    assert len(tagger.tag_batch([noise_image(i) for i in range(3)])) == 3
+    assert session.calls == [2, 2]  # the last image padded with a copy of itself
+
+
+def test_autotag_batches_and_reports_progress_per_image(loaded, tmp_path):
+    session = BatchSession()
+    tagger = WD14Tagger(rated_dir(tmp_path), WD14Options(batch_size=8), session_factory=lambda path: session)
+    seen = []
+    result = autotag(loaded, tagger, progress=lambda done, total, name: seen.append((done, total)))
+    assert result.tagged == 20 and result.failed == ()
+    assert session.calls == [8, 8, 4]
+    assert seen == [(n, 20) for n in range(1, 21)]

@@ -48,6 +48,7 @@ def test_wd14_tagger_folders(tmp_path: Path, flag: bool):
         for file in files:
             (root / name / file).write_bytes(b"")
     host = StandaloneHost(tmp_path / "out", tmp_path / "models", taggers_dir=root if flag else None)
+    assert host.taggers_dir() == root.resolve()  # --taggers, default <output>/taggers (downloads go there)
     assert [t.name for t in host.taggers()] == ["WD14 (half)", "WD14 (wd-swinv2)"]
     half = host.taggers()[0].availability()
     assert not half.available  # no onnxruntime here, or no selected_tags.csv: either way it says why

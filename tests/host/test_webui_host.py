@@ -39,6 +39,19 @@ def test_folders_follow_the_webui_and_the_settings(fake_webui, host, tmp_path): 
     assert host.python_executable() == sys.executable
 
 
+def test_taggers_folder_defaults_inside_models_and_follows_the_setting(fake_webui, host, tmp_path):  # noqa: F811
+    from lib_train_tools.host.webui_settings import OPTIONS_BY_KEY, TAGGERS_DIR
+
+    assert host.taggers_dir() == fake_webui.models / "train_tools_taggers"
+    fake_webui.paths_internal.models_path = str(tmp_path / "data" / "models")  # --models-dir / --data-dir
+    assert host.taggers_dir() == tmp_path / "data" / "models" / "train_tools_taggers"
+    fake_webui.shared.opts.data[TAGGERS_DIR] = f"  {tmp_path / 'my-taggers'}  "
+    assert host.taggers_dir() == tmp_path / "my-taggers"
+    fake_webui.shared.opts.data[TAGGERS_DIR] = ""
+    assert host.taggers_dir().name == "train_tools_taggers"
+    assert OPTIONS_BY_KEY[TAGGERS_DIR].default == "" and not OPTIONS_BY_KEY[TAGGERS_DIR].needs_restart
+
+
 def test_lora_dir_defaults_to_models_lora_without_the_lora_extension(fake_webui, host):  # noqa: F811
     fake_webui.shared.cmd_opts.lora_dir = None
     assert host.webui_lora_dir() == fake_webui.models / "Lora"

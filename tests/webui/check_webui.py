@@ -91,7 +91,7 @@ def check_tab(webui: WebUI, extension_dir_name: str | None) -> list[str]:
             raise CheckFailed(f"the page does not load the extension's {asset}")
     notes.append("the page loads the extension's javascript/train_tools.js and style.css")
     keys = ("train_tools_output_dir", "train_tools_unload_model", "train_tools_keep_last_n",
-            "train_tools_publish_dir", "train_tools_auto_publish")
+            "train_tools_publish_dir", "train_tools_auto_publish", "train_tools_taggers_dir")
     settings = {c["props"].get("elem_id"): c for c in config["components"]}
     missing = [k for k in keys if f"setting_{k}" not in settings]
     if missing:
