@@ -23,6 +23,7 @@ from ..datasets.origin_files import list_origin
 from ..datasets.preprocess import PreprocessOptions, preprocess
 from ..datasets.upload import upload
 from ..projects import Store, VersionPaths, load_settings, update_settings
+from ..train.mask_names import is_mask_file
 from .errors import bad_request, required_text, translated_errors
 from .serialize import jsonable
 
@@ -96,7 +97,8 @@ def version_summary(version: VersionPaths, services: Services) -> dict:
     processed = version.processed_dir()
     processed_images = 0
     if processed is not None:
-        processed_images = sum(1 for p in processed.iterdir() if p.is_file() and p.suffix.lower() != ".txt")
+        processed_images = sum(1 for p in processed.iterdir()
+                               if p.is_file() and p.suffix.lower() != ".txt" and not is_mask_file(p))
     return {
         "project": version.project,
         "name": version.name,

@@ -52,15 +52,28 @@ def fit_area(image: Image.Image, width: int, height: int) -> Image.Image:
 
 def cover_crop(image: Image.Image, width: int, height: int, anchor: str = "center") -> Image.Image:
     """Scale to cover ``width`` x ``height`` and crop there, centred or on the content's focal point."""
+    scaled = cover_scale(image, width, height)
+    return scaled.crop(cover_box(scaled, width, height, anchor))
+
+
+def cover_scale(image: Image.Image, width: int, height: int) -> Image.Image:
+    """``image`` scaled (up or down) to the smallest size that covers ``width`` x ``height``.
+
+    The size depends on the input size only, so a companion of the same size (the image's loss mask)
+    scales to exactly the same size; cut both with the image's ``cover_box``."""
     w, h = image.size
     scale = max(width / w, height / h)
     scaled = (max(width, math.ceil(w * scale)), max(height, math.ceil(h * scale)))
-    if scaled != (w, h):
-        image = image.resize(scaled, RESAMPLE, reducing_gap=REDUCING_GAP)
-    fx, fy = focal_point(image) if anchor == "focal" else (0.5, 0.5)
-    left = _window_start(fx, scaled[0], width)
-    top = _window_start(fy, scaled[1], height)
-    return image.crop((left, top, left + width, top + height))
+    return image if scaled == (w, h) else image.resize(scaled, RESAMPLE, reducing_gap=REDUCING_GAP)
+
+
+def cover_box(scaled: Image.Image, width: int, height: int, anchor: str = "center") -> tuple[int, int, int, int]:
+    """The ``width`` x ``height`` window ``cover_crop`` cuts from the scaled image: centred, or around
+    the focal point of ``scaled`` itself (so a mask cut with this box follows its image)."""
+    fx, fy = focal_point(scaled) if anchor == "focal" else (0.5, 0.5)
+    left = _window_start(fx, scaled.size[0], width)
+    top = _window_start(fy, scaled.size[1], height)
+    return left, top, left + width, top + height
 
 
 def focal_point(image: Image.Image) -> tuple[float, float]:

@@ -1,8 +1,9 @@
 """The user's files in ``dataset/origin/``: image + caption pairs by stem, and dropping chosen ones.
 
 Upload guarantees one image per stem; a caption is the same-stem ``.txt`` (preferred) or
-``.caption`` file. Dropping (after the duplicate report, say) is the only change ever made to
-``origin/`` besides uploads, and even it only moves files to ``dataset/dropped/<time>/``.
+``.caption`` file; a ``<stem>.mask.png`` is that image's loss mask (``datasets/mask_files.py``), not
+an image. Dropping (after the duplicate report, say) is the only change ever made to
+``origin/`` besides uploads (and mask imports), and even it only moves files to ``dataset/dropped/<time>/``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..projects.layout import VersionPaths
+from ..train.mask_names import is_mask_file, mask_owner_stem
 from .captions import CAPTION_EXTENSIONS, read_caption_file
 
 _UNSAFE_CHARS = re.compile(r'[<>:"|?*\\/\x00-\x1f\x7f]')
@@ -41,7 +43,7 @@ def list_origin(version: VersionPaths) -> list[OriginItem]:
     captions: dict[str, Path] = {}
     for ext in reversed(CAPTION_EXTENSIONS):  # the first extension wins
         captions.update({p.stem: p for p in files if p.suffix.lower() == ext})
-    images = [p for p in files if p.suffix.lower() not in CAPTION_EXTENSIONS]
+    images = [p for p in files if p.suffix.lower() not in CAPTION_EXTENSIONS and not is_mask_file(p)]
     return sorted((OriginItem(p.stem, p, captions.get(p.stem)) for p in images), key=lambda i: i.stem)
 
 
@@ -62,7 +64,7 @@ def safe_file_stem(stem: str) -> str:
 
 
 def drop_images(version: VersionPaths, stems: Iterable[str]) -> Path:
-    """Move the chosen images and their captions out of ``origin/``; returns the folder they went to."""
+    """Move the chosen images, their captions and masks out of ``origin/``; returns the folder they went to."""
     wanted = set(stems)
     items = {i.stem: i for i in list_origin(version)}
     missing = sorted(wanted - set(items))
@@ -72,6 +74,6 @@ def drop_images(version: VersionPaths, stems: Iterable[str]) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     with version.lock():
         for path in sorted(version.origin.iterdir()):
-            if path.is_file() and path.stem in wanted:
+            if path.is_file() and (path.stem in wanted or mask_owner_stem(path) in wanted):
                 os.replace(path, target / path.name)
     return target

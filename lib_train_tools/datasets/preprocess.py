@@ -7,6 +7,14 @@ target area keeping the aspect ratio (the trainer's buckets do the rest) or scal
 exactly W x H (centre or the content's focal point). Very long images may first be split into
 overlapping pieces; flipped copies are optional. Images smaller than the target are flagged.
 
+Loss masks: an image's mask (``train.data.masks.find_mask``: its alpha channel, else the
+``<stem>.mask.png`` beside it in ``origin/``) goes through the very same split, resize, crop and flip
+and is written as ``<output stem>.mask.png`` beside each output (``cat-part2-flip.png`` ->
+``cat-part2-flip.mask.png``), where the trainer's ``masked_loss`` reads it; the alpha itself is
+flattened away with the transparency. Mask pixels are resized with the image's filter (Lanczos), a
+mask's size must equal its image's (else the image is refused with the reason), and an image with a
+mask is decoded at full size (no reduced JPEG decoding), so both have the same geometry.
+
 Captions: the base caption of each output is the origin caption merged with generated tags
 (``caption_policy``); the curation journal is then replayed on top (see ``tag_journal``), so
 curated captions survive a re-run. An image left without caption text gets no caption file, so
@@ -27,8 +35,11 @@ from PIL import Image, ImageOps
 
 from ..atomic import atomic_path, atomic_write_json, read_json
 from ..projects.layout import VersionPaths
+from ..train.color_modes import ALPHA_MODES
+from ..train.data.masks import find_mask
+from ..train.mask_names import MASK_SUFFIX, mask_path_for
 from .captions import CAPTION_POLICIES, CaptionError, format_tags, merge_captions
-from .image_ops import cover_crop, fit_area, load_upright, split_pieces
+from .image_ops import cover_box, cover_scale, fit_area, load_upright, split_pieces
 from .origin_files import OriginItem, list_origin
 from .repeats import original_tab_repeats
 from .safe_zip import Refusal
@@ -124,20 +135,45 @@ def _process_one(item: OriginItem, options: PreprocessOptions, folder: Path) -> 
     with Image.open(item.image) as probe:
         size = _upright_size(probe)
     splits = options.split_ratio is not None and max(size) / min(size) >= options.split_ratio
-    hint = 1.0 if splits else _scale_needed(size, options)
+    mask = _origin_mask(item.image)
+    hint = 1.0 if splits or mask is not None else _scale_needed(size, options)
     image = load_upright(item.image, options.background, hint)
-    pieces = split_pieces(image, options.width / options.height, options.split_overlap) if splits else [image]
+    aspect = options.width / options.height
+    pieces = split_pieces(image, aspect, options.split_overlap) if splits else [image]
+    masks: list[Image.Image | None] = [None] * len(pieces)
+    if mask is not None:  # the split depends on the size only: the mask's pieces match the image's
+        masks = list(split_pieces(mask, aspect, options.split_overlap)) if splits else [mask]
     names = []
-    for index, piece in enumerate(pieces, start=1):
+    for index, (piece, mask_piece) in enumerate(zip(pieces, masks), start=1):
         stem = item.stem if len(pieces) == 1 else f"{item.stem}-part{index}"
-        if options.mode == "crop":
-            result = cover_crop(piece, options.width, options.height, options.crop_anchor)
-        else:
-            result = fit_area(piece, options.width, options.height)
+        result, mask_result = _fit(piece, mask_piece, options)
         names.append(_save(result, folder, stem, options.output_format))
+        _save_mask(mask_result, folder, stem)
         if options.flip_copies:
             names.append(_save(ImageOps.mirror(result), folder, f"{stem}-flip", options.output_format))
+            _save_mask(None if mask_result is None else ImageOps.mirror(mask_result), folder, f"{stem}-flip")
     return names, size
+
+
+def _origin_mask(path: Path) -> Image.Image | None:
+    """The upright loss mask of an uploaded image (``find_mask``), or None. The image is decoded
+    only when it may have an alpha channel or a ``.mask.png`` is beside it."""
+    with Image.open(path) as probe:
+        if probe.mode not in ALPHA_MODES and "transparency" not in probe.info and not mask_path_for(path).is_file():
+            return None
+        upright = ImageOps.exif_transpose(probe)
+        return find_mask(path, upright) if upright is not None else None
+
+
+def _fit(piece: Image.Image, mask: Image.Image | None, options: PreprocessOptions
+         ) -> tuple[Image.Image, Image.Image | None]:
+    """The piece resized (and cropped) to the target, and its mask with the very same geometry."""
+    w, h = options.width, options.height
+    if options.mode == "crop":
+        scaled = cover_scale(piece, w, h)
+        box = cover_box(scaled, w, h, options.crop_anchor)  # the image's window, also for the mask
+        return scaled.crop(box), None if mask is None else cover_scale(mask, w, h).crop(box)
+    return fit_area(piece, w, h), None if mask is None else fit_area(mask, w, h)
 
 
 def _upright_size(image: Image.Image) -> tuple[int, int]:
@@ -177,6 +213,13 @@ def _save(image: Image.Image, folder: Path, stem: str, output_format: str) -> st
         else:
             image.save(tmp, format="JPEG", quality=95)
     return name
+
+
+def _save_mask(mask: Image.Image | None, folder: Path, stem: str) -> None:
+    """``<stem>.mask.png`` (8-bit grey) beside the training image ``stem``; nothing without a mask."""
+    if mask is not None:
+        with atomic_path(folder / f"{stem}{MASK_SUFFIX}") as tmp:
+            mask.convert("L").save(tmp, format="PNG", compress_level=1)
 
 
 def _swap_in(version: VersionPaths, build: Path, repeats: int) -> Path:

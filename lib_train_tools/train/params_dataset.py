@@ -57,6 +57,10 @@ DATASET_PARAMS = (
           help="Flip images horizontally at random (not for asymmetric subjects)."),
     Param("random_crop", bool, False, group="dataset", kohya_key="ss_random_crop",
           help="Crop the overhang at a random place instead of the centre (not with cache_latents)."),
+    Param("alpha_mask", bool, False, group="dataset",
+          help="Use each image's alpha channel as its loss mask (transparent: ignored) and turn masked_loss "
+               "on, as sd-scripts' alpha_mask does. A <name>.mask.png beside an image without alpha applies "
+               "too; images with neither train everywhere."),
     Param("enable_bucket", bool, False, group="dataset", ui="checkbox",
           form=Form("dataset", 20, "Aspect-ratio buckets"),
           kohya_key="ss_enable_bucket",

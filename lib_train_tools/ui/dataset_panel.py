@@ -17,7 +17,9 @@ from ..datasets.captions import CAPTION_POLICIES
 from ..datasets.preprocess import CROP_ANCHORS, OUTPUT_FORMATS, RESIZE_MODES, PreprocessOptions
 from ..datasets.taggers import WD14Options
 from . import dataset_actions as actions
+from .booru_panel import build_booru_panel
 from .compat import file_paths
+from .mask_panel import build_mask_panel
 from .projects_panel import REFRESH_SYMBOL
 from .tag_editor import build_tag_editor
 from .wiring import PanelContext, feedback_line, wire
@@ -45,9 +47,11 @@ def build_dataset_panel(ctx: PanelContext) -> None:
                                   value=False, elem_id="tt_replace")
             report = gr.HTML(elem_id="tt_report")
     form = _preprocess_form()
-    tagger, threshold, refresh_taggers, autotag, autotag_feedback, download = _autotag_form(ctx.services)
+    tagger, tag_options, refresh_taggers, autotag, autotag_feedback, download = _autotag_form(ctx)
     duplicates, drop_choice, find, drop, duplicates_feedback = _duplicates_form()
+    build_mask_panel(ctx, gallery)  # loss masks: import, and the chosen image with its mask
     editor = build_tag_editor(ctx, gallery, note)
+    build_booru_panel(ctx, editor.gallery_outputs)  # import by tags from Danbooru, Gelbooru or Safebooru
 
     services, sel, status = ctx.services, ctx.selection, ctx.status
     g_out, t_out = editor.gallery_outputs, editor.outputs
@@ -60,8 +64,11 @@ def build_dataset_panel(ctx: PanelContext) -> None:
     wire(refresh_taggers.click, lambda: actions.tagger_choices(services), [], [tagger], status=status)
     wire(download.button.click, lambda name, p: actions.download_known_tagger(services, name, p), [download.choice],
          [tagger], status=status, progress=True, feedback=download.feedback)
-    wire(autotag.click, lambda s, t, th, *a: actions.run_autotag(services, s, t, th, *a[:-1], progress=a[-1]),
-         [sel, tagger, threshold] + form.inputs, [report] + g_out + t_out, status=status, progress=True,
+    wire(autotag.click,
+         lambda s, t, th, ct, r, cf, b, *a: actions.run_autotag(
+             services, s, t, th, *a[:-1], progress=a[-1], character_threshold=ct, include_rating=r,
+             character_tags_first=cf, batch_size=b),
+         [sel, tagger] + tag_options + form.inputs, [report] + g_out + t_out, status=status, progress=True,
          feedback=autotag_feedback)
     wire(find.click, lambda s, p: actions.find_duplicate_groups(services, s, p), [sel],
          [duplicates, drop_choice], status=status, progress=True, feedback=duplicates_feedback)
@@ -102,19 +109,41 @@ def _preprocess_form() -> _PreprocessForm:
     return _PreprocessForm([width, height, mode, anchor, split, flip, policy, fmt], button, feedback)
 
 
-def _autotag_form(services):
-    names = [t.name for t in actions.available_taggers(services)]
+def _autotag_form(ctx: PanelContext):
+    """Tagger, its options (in ``run_autotag``'s order: general and character thresholds, rating,
+    character tags first, batch size), the onnxruntime note with its install button (wired here)."""
+    from ..datasets.taggers import WD14_MAX_BATCH, WD14_SUGGESTED_CHARACTER_THRESHOLD
+    from . import onnxruntime_actions
+
+    names = [t.name for t in actions.available_taggers(ctx.services)]
+    d = WD14Options()
     with gr.Accordion("Auto-tag", open=False, elem_id="tt_autotag"):
         with gr.Row():
             tagger = gr.Dropdown(label="Tagger", choices=names, value=names[0] if names else None,
                                  elem_id="tt_tagger", scale=3)
             refresh = gr.Button(REFRESH_SYMBOL, elem_id="tt_refresh_taggers", scale=0, min_width=48)
-            threshold = gr.Slider(label="Threshold", minimum=0.05, maximum=0.95, step=0.01,
-                                  value=WD14Options().threshold, elem_id="tt_threshold", scale=3)
+            threshold = gr.Slider(label="General tags threshold", minimum=0.05, maximum=0.95, step=0.01,
+                                  value=d.threshold, elem_id="tt_threshold", scale=3)
+            character = gr.Slider(label="Character tags threshold (WD14)", minimum=0.05, maximum=0.95, step=0.01,
+                                  value=WD14_SUGGESTED_CHARACTER_THRESHOLD, elem_id="tt_character_threshold", scale=3)
+        with gr.Row():
+            rating = gr.Checkbox(label="Add the rating tag (general, sensitive, questionable or explicit)",
+                                 value=d.include_rating, elem_id="tt_include_rating")
+            character_first = gr.Checkbox(label="Character tags first", value=d.character_tags_first,
+                                          elem_id="tt_character_tags_first")
+            batch = gr.Slider(label="Images per batch (WD14)", minimum=1, maximum=WD14_MAX_BATCH, step=1,
+                              value=d.batch_size, elem_id="tt_tagger_batch")
+        note_html, install_visible = onnxruntime_actions.onnxruntime_note(ctx.services)
+        note = gr.HTML(note_html, elem_id="tt_onnxruntime_note")
+        install = gr.Button("Install onnxruntime", elem_id="tt_install_onnxruntime",
+                            visible=bool(install_visible.get("visible")))
+        install_feedback = feedback_line("tt_install_onnxruntime_feedback")
         button = gr.Button("Auto-tag, then preprocess", elem_id="tt_run_autotag")
         feedback = feedback_line("tt_autotag_feedback")
-        download = _download_tagger_form()
-    return tagger, threshold, refresh, button, feedback, download
+        download = _download_tagger_form(actions.tagger_roots(ctx.services)[0])
+    wire(install.click, lambda p: onnxruntime_actions.install_onnxruntime(ctx.services, p), [], [note, install],
+         status=ctx.status, progress=True, feedback=install_feedback)
+    return tagger, [threshold, character, rating, character_first, batch], refresh, button, feedback, download
 
 
 @dataclass
@@ -124,14 +153,14 @@ class _DownloadTaggerForm:
     feedback: Any
 
 
-def _download_tagger_form() -> _DownloadTaggerForm:
-    """A WD14 tagger from the Hugging Face hub into ``<output_root>/taggers`` (once; then it is listed above)."""
+def _download_tagger_form(folder) -> _DownloadTaggerForm:
+    """A WD14 tagger from the Hugging Face hub into the taggers ``folder`` (once; then it is listed above)."""
     known = actions.downloadable_taggers()
     with gr.Row():
         choice = gr.Dropdown(label="Download a WD14 tagger", choices=known, value=known[0],
                              elem_id="tt_download_tagger_choice", scale=3,
                              info="from the Hugging Face hub, once; offline, put model.onnx and "
-                                  "selected_tags.csv in a folder under taggers/")
+                                  f"selected_tags.csv in a folder under {folder}")
         button = gr.Button("Download tagger", elem_id="tt_download_tagger", scale=1)
     return _DownloadTaggerForm(choice, button, feedback_line("tt_download_tagger_feedback"))
 

@@ -18,6 +18,7 @@ from ..datasets.origin_files import list_origin
 from ..datasets.tag_curation import current_captions
 from ..datasets.tag_journal import CurationError
 from ..projects.layout import VersionPaths
+from ..train.mask_names import is_mask_file
 from .gallery_flags import gallery_flags, item_label, summary_html
 from .replies import choices
 
@@ -50,7 +51,8 @@ def gallery_items(version: VersionPaths) -> tuple[list[GalleryItem], bool]:
 
 
 def _is_image(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() not in _NOT_IMAGES
+    return (path.is_file() and not path.name.startswith(".") and path.suffix.lower() not in _NOT_IMAGES
+            and not is_mask_file(path))  # a loss mask belongs to its image
 
 
 def gallery_values(version: VersionPaths | None, chosen: str | None = None) -> tuple:

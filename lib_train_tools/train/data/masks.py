@@ -15,6 +15,17 @@ project's place for the second kind. The mask is read from the upright (EXIF-rot
 ``color_modes.to_rgb`` composites the transparency away, goes through the same resize, crop and flip
 as the image (``images.prepare_image``) and is then area-averaged to the latent grid
 (:func:`latent_mask`, one value per 8 x 8 pixel block), where the loss applies it.
+
+``alpha_mask = true`` (sd-scripts' dataset option and ``--alpha_mask`` flag: the alpha channel is
+the loss mask) turns this masked loss on (``session._data_options``), with these same sources. That
+is what sd-scripts does with a ``train_data_dir``: it applies the masked loss whenever a batch
+carries alpha masks, even without ``masked_loss``, and gives an image without alpha a mask of ones;
+a ``.mask.png`` file is this project's own (sd-scripts would train it as an image). Where
+sd-scripts has both kinds (``conditioning_data_dir`` with ``alpha_mask``) the conditioning image
+wins; here the alpha does, and a mask file applies to images without one. ``masked_loss`` alone
+reads the alpha here too, where sd-scripts reads only conditioning images. The Dataset tab's
+preprocessing writes each image's alpha (or its imported mask) as ``<stem>.mask.png`` beside every
+training image made from it, since the training images themselves are flattened to RGB.
 """
 
 from __future__ import annotations
@@ -28,21 +39,14 @@ import torch
 from PIL import Image, ImageOps
 
 from ..color_modes import ALPHA_MODES, to_rgb
+from ..mask_names import MASK_SUFFIX, is_mask_file, mask_path_for
 from .errors import DataError
 
-MASK_SUFFIX = ".mask.png"
+__all__ = ["MASK_SUFFIX", "alpha_channel", "find_mask", "grey_mask", "is_mask_file", "latent_mask", "mask_path_for",
+           "mask_source_key", "mask_to_tensor", "read_mask_file"]
+
 LATENT_FACTOR = 8  # the VAE's spatial downsampling: one latent cell per 8 x 8 pixels
 BLACK = (0, 0, 0)
-
-
-def mask_path_for(image_path: Path) -> Path:
-    """The mask file that belongs to ``image_path``: ``<stem>.mask.png`` in the same folder."""
-    return image_path.with_name(image_path.stem + MASK_SUFFIX)
-
-
-def is_mask_file(path: Path) -> bool:
-    """True for ``*.mask.png`` files, which are masks and never training images themselves."""
-    return path.name.lower().endswith(MASK_SUFFIX)
 
 
 def alpha_channel(image: Image.Image) -> Optional[Image.Image]:
@@ -63,14 +67,18 @@ def read_mask_file(mask_path: Path, size: tuple[int, int]) -> Image.Image:
     try:
         with Image.open(mask_path) as img:
             img.load()
-            upright = cast(Image.Image, ImageOps.exif_transpose(img))
-            grey = to_rgb(upright, BLACK).convert("L")
+            grey = grey_mask(cast(Image.Image, ImageOps.exif_transpose(img)))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot read mask '{mask_path}': {exc}") from exc
     if grey.size != tuple(size):
         raise DataError(f"mask '{mask_path}' is {grey.size[0]}x{grey.size[1]} but its image is "
                         f"{size[0]}x{size[1]}; a mask must have its image's size")
     return grey
+
+
+def grey_mask(image: Image.Image) -> Image.Image:
+    """Any mode as the 8-bit ``L`` mask it stands for: luminance, transparent parts black (ignored)."""
+    return to_rgb(image, BLACK).convert("L")
 
 
 def find_mask(image_path: Path, upright: Image.Image) -> Optional[Image.Image]:
