@@ -17,6 +17,7 @@ from torch.utils.checkpoint import checkpoint
 from .blocks import (
     RESBLOCK_NORM_EPS, Downsample, GroupNorm32, ResBlock, SpatialTransformer, Upsample, timestep_embedding,
 )
+from .fp8_weights import compute_dtype
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ class UNetModel(nn.Module):
         ``context`` [B, T, context_dim] and, for SDXL, ``y`` [B, adm_in_channels]. Output has x's dtype."""
         # 0. check the inputs and bring them to the weights' dtype
         self._check_inputs(x, context, y)
-        dtype = cast(nn.Linear, self.time_embed[0]).weight.dtype
+        dtype = compute_dtype(cast(nn.Linear, self.time_embed[0]))  # the working precision, also with fp8 weights
         t = _batch_timesteps(timesteps, x.shape[0], x.device)
         h = x.to(dtype)
         context = None if context is None else context.to(dtype)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterable
 
+from .. import torch_compat
 from .params import PARAMS, Param
 from .train_config import TrainConfig
 
@@ -171,10 +172,38 @@ def _switch_problems(cfg: TrainConfig) -> list[str]:
         problems.append("full_fp16 needs mixed_precision = \"fp16\"")
     if cfg.full_bf16 and cfg.mixed_precision != "bf16":
         problems.append("full_bf16 needs mixed_precision = \"bf16\"")
+    fp8_option = _fp8_option(cfg)
+    if fp8_option and cfg.mixed_precision == "no":
+        problems.append(f"{fp8_option} needs mixed_precision = \"fp16\" or \"bf16\": the float8 weights are cast "
+                        "to it to compute")
     low = 0 if cfg.min_timestep is None else cfg.min_timestep
     high = 1000 if cfg.max_timestep is None else cfg.max_timestep
     if low > high:
         problems.append(f"min_timestep {low} is larger than max_timestep {high}")
+    return problems
+
+
+def _fp8_option(cfg: TrainConfig) -> str | None:
+    """The fp8 option a config sets (sd-scripts' fp8_base_unet wins: it keeps the text encoders out)."""
+    return "fp8_base_unet" if cfg.fp8_base_unet else "fp8_base" if cfg.fp8_base else None
+
+
+def device_problems(cfg: TrainConfig, device_type: str) -> list[str]:
+    """The precision options `cfg` sets that cannot run on a device of `device_type` with this torch.
+
+    Checked once the device is known (the config alone does not say where a run trains): float8
+    base weights need CUDA and torch 2.1+ (`torch_compat.fp8_storage_problem`); full_fp16 needs
+    CUDA, because fp16 mixed precision falls back to float32 on the CPU and only CUDA gets a
+    gradient scaler, without which float16 gradients underflow."""
+    problems = []
+    fp8_option = _fp8_option(cfg)
+    reason = torch_compat.fp8_storage_problem(device_type) if fp8_option else None
+    if fp8_option and reason:
+        problems.append(reason.replace("fp8_base", fp8_option, 1))
+    if cfg.full_fp16 and device_type != "cuda":
+        problems.append(f"full_fp16 needs a CUDA GPU, and this run trains on {device_type}: fp16 mixed precision "
+                        "runs in float32 there, and without CUDA's gradient scaler float16 gradients underflow; "
+                        "use full_bf16 with mixed_precision \"bf16\" instead")
     return problems
 
 

@@ -48,8 +48,6 @@ KOHYA_ONLY_KEYS = {
     "ss_adaptive_noise_scale": ("adaptive_noise_scale", None),
     "ss_face_crop_aug_range": ("face_crop_aug_range", None),
     "ss_scale_weight_norms": ("scale_weight_norms", None),
-    "ss_fp8_base": ("fp8_base", False),
-    "ss_fp8_base_unet": ("fp8_base_unet", False),
     "ss_resize_interpolation": ("resize_interpolation", None),
 }
 

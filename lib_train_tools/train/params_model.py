@@ -30,12 +30,24 @@ MODEL_PARAMS = (
                "Unset: 75."),
     Param("mixed_precision", str, "no", group="model", ui="dropdown", choices=("no", "fp16", "bf16"),
           form=Form("network", 70, "Mixed precision"), kohya_key="ss_mixed_precision",
-          help="Run the frozen base model in this precision; the LoRA weights stay float32."),
+          help="Run the frozen base model in this precision; the LoRA weights stay float32 unless "
+               "full_fp16 / full_bf16 is set."),
     Param("full_fp16", bool, False, group="model", kohya_key="ss_full_fp16",
-          help="Keep the LoRA weights and gradients in float16 too (needs mixed_precision fp16).",
-          note="full_fp16 is not supported: the LoRA weights stay float32 (fp16 runs use loss scaling)."),
+          help="Keep the LoRA weights, their gradients and the optimizer state in float16 too: less memory, "
+               "less stable. Needs mixed_precision fp16 and a CUDA GPU; the loss is still scaled. Prefer an "
+               "optimizer that keeps its own state in higher precision (AdamW8bit, Adafactor): plain AdamW's "
+               "eps 1e-8 rounds to 0 in float16. The file is saved in save_precision."),
     Param("full_bf16", bool, False, group="model",
-          help="Keep the LoRA weights and gradients in bfloat16 too (needs mixed_precision bf16)."),
+          help="Keep the LoRA weights, their gradients and the optimizer state in bfloat16 too: less memory, "
+               "no loss scaling needed. Needs mixed_precision bf16; bfloat16's 8-bit mantissa drops small "
+               "updates, so pair it with AdamW8bit or Adafactor. The file is saved in save_precision."),
+    Param("fp8_base", bool, False, group="model", kohya_key="ss_fp8_base",
+          help="Store the frozen U-Net and text-encoder weights as float8 (e4m3fn), one byte each, and cast "
+               "them back to the mixed precision in every layer: about half the base model's memory, a "
+               "little rounding of the base weights. Needs mixed_precision fp16 or bf16, a CUDA GPU and "
+               "torch 2.1 or newer. The LoRA weights and the saved file are unaffected."),
+    Param("fp8_base_unet", bool, False, group="model", kohya_key="ss_fp8_base_unet",
+          help="Like fp8_base, for the U-Net only: the text encoders stay in the mixed precision."),
     Param("gradient_checkpointing", bool, False, group="model", ui="checkbox",
           form=Form("memory", 10, "Gradient checkpointing"), kohya_key="ss_gradient_checkpointing",
           help="Recompute activations in the backward pass: much less memory, about 30% slower."),

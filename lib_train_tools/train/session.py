@@ -19,6 +19,7 @@ from typing import Any, Callable
 import torch
 
 from .. import torch_compat
+from ..models import fp8_weights
 from ..models.loader import StableDiffusionModels, load_architecture, load_checkpoint
 from ..network.adapters import AdapterError, AdapterSpec, adapter_spec, check_same_kind
 from ..network.blocks import BLOCK_OPTION_NAMES, BlockError, BlockOptions
@@ -26,6 +27,7 @@ from ..network.network import LoRANetwork, create_network, create_network_from_w
 from ..network.param_groups import LoRAPlus
 from . import frozen_conv
 from .config import ConfigError, parse_kv_args, parse_resolution
+from .config_checks import device_problems
 from .data import BucketSpec, CaptionOptions, DataOptions, LatentCache, StepPlan, TextEncoderCache, TrainingDataset
 from .distributed import DistContext
 from .latent_moments import LatentMoments
@@ -100,6 +102,9 @@ def resolve_weight_dtype(cfg: TrainConfig, device: torch.device, log: Log) -> to
 
 def build_session(cfg: TrainConfig, dist: DistContext, log: Log) -> Session:
     device = dist.device or resolve_device(cfg)
+    problems = device_problems(cfg, device.type)
+    if problems:
+        raise ConfigError(problems)
     weight_dtype = resolve_weight_dtype(cfg, device, log)
     seed = cfg.seed if cfg.seed is not None else random.randrange(2**31)
     path = cfg.pretrained_model_name_or_path
@@ -112,13 +117,13 @@ def build_session(cfg: TrainConfig, dist: DistContext, log: Log) -> Session:
     log(dataset.describe_steps(plan))
     images = ImageEncoding(family, device, weight_dtype, seed)
     models = _load_models(cfg, dataset, images, dist, log)
+    _store_base_fp8(cfg, models, log)  # before the network hooks the layers: it wraps their upcasting forward
     torch.manual_seed(seed)  # LoRA down-projections are initialised from the global generator
     network = _make_network(cfg, models, log)
     if device.type == "cpu":
         assert models.unet is not None  # _load_models always loads the U-Net
         frozen_conv.install(models.unet)
-    if cfg.full_bf16 and weight_dtype == torch.bfloat16:
-        network.to(torch.bfloat16)
+    network_dtype = _set_network_precision(cfg, network, weight_dtype, log)
     optimizer, optimizer_desc = _make_optimizer(cfg, network, log)
     scheduler = make_scheduler(optimizer, cfg.lr_scheduler, plan.total_steps, cfg.lr_warmup_steps,
                                cfg.lr_scheduler_num_cycles, cfg.lr_scheduler_power)
@@ -127,9 +132,42 @@ def build_session(cfg: TrainConfig, dist: DistContext, log: Log) -> Session:
                       seed, dist, make_tokenizers(models), optimizer_desc=optimizer_desc, resolution=resolution,
                       latent_cache=images.cache, latent_moments=images.moments)
     if weight_dtype == torch.float16 and device.type == "cuda":
-        session.scaler = torch_compat.grad_scaler(device)
+        session.scaler = torch_compat.grad_scaler(device, fp16_gradients=network_dtype == torch.float16)
     _fill_text_cache(session, log)
     return session
+
+
+def _store_base_fp8(cfg: TrainConfig, models: StableDiffusionModels, log: Log) -> None:
+    """fp8_base: the frozen U-Net and text-encoder weights as float8 (fp8_base_unet: the U-Net's only)."""
+    if not (cfg.fp8_base or cfg.fp8_base_unet):
+        return
+    assert models.unet is not None  # _load_models always loads the U-Net
+    parts: list[tuple[str, torch.nn.Module]] = [("U-Net", models.unet)]
+    if not cfg.fp8_base_unet:
+        parts += [(f"text encoder {i + 1}", te) for i, te in enumerate(models.text_encoders)]
+    stored = []
+    for label, model in parts:
+        layers = fp8_weights.store_fp8(model)
+        stored.append(f"{label} {layers} layers ({fp8_weights.fp8_weight_bytes(model) / 2**20:.1f} MiB)")
+    log(f"base weights stored as float8_e4m3fn, computed in the mixed precision: {', '.join(stored)}")
+
+
+def _set_network_precision(cfg: TrainConfig, network: LoRANetwork, weight_dtype: torch.dtype,
+                           log: Log) -> torch.dtype:
+    """full_fp16 / full_bf16: the LoRA parameters (so their gradients and the optimizer state) in the
+    working precision; returns the dtype they train in. Buffers (alpha) stay float32, so the scale
+    alpha / rank is exact; the file is written in save_precision either way."""
+    wanted = torch.float16 if cfg.full_fp16 else torch.bfloat16 if cfg.full_bf16 else torch.float32
+    if wanted == torch.float32:
+        return wanted
+    if wanted != weight_dtype:  # full_bf16 where bf16 fell back to fp16 (resolve_weight_dtype said why)
+        log(f"{'full_fp16' if cfg.full_fp16 else 'full_bf16'} is off: the base model runs in {weight_dtype}, "
+            "so the LoRA weights stay float32")
+        return torch.float32
+    for param in network.parameters():
+        param.data = param.data.to(wanted)
+    log(f"LoRA weights, gradients and optimizer state in {wanted} ({'full_fp16' if cfg.full_fp16 else 'full_bf16'})")
+    return wanted
 
 
 def vae_needed_only_up_front(cfg: TrainConfig) -> bool:
@@ -208,7 +246,8 @@ def _data_options(cfg: TrainConfig, resolution: tuple[int, int], seed: int) -> D
                        caption_extensions=extensions, batch_size=cfg.train_batch_size, seed=seed, buckets=buckets,
                        captions=captions, flip_aug=cfg.flip_aug, random_crop=cfg.random_crop,
                        prior_loss_weight=cfg.prior_loss_weight, validation_split=cfg.validation_split,
-                       validation_seed=cfg.validation_seed, masked_loss=cfg.masked_loss)
+                       validation_seed=cfg.validation_seed,
+                       masked_loss=cfg.masked_loss or cfg.alpha_mask)  # alpha_mask implies it (data/masks.py)
 
 
 def _make_network(cfg: TrainConfig, models: StableDiffusionModels, log: Log) -> LoRANetwork:

@@ -23,6 +23,8 @@ class TrainConfig:
     mixed_precision: str = "no"
     full_fp16: bool = False
     full_bf16: bool = False
+    fp8_base: bool = False
+    fp8_base_unet: bool = False
     gradient_checkpointing: bool = False
     xformers: bool = False
     sdpa: bool = False
@@ -42,6 +44,7 @@ class TrainConfig:
     caption_dropout_every_n_epochs: int = 0
     flip_aug: bool = False
     random_crop: bool = False
+    alpha_mask: bool = False
     enable_bucket: bool = False
     min_bucket_reso: int = 256
     max_bucket_reso: int = 1024

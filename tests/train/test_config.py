@@ -330,3 +330,32 @@ def test_toml_reading_without_tomllib_uses_the_toml_package(monkeypatch) -> None
 def test_bad_special_spellings_name_the_option() -> None:
     with pytest.raises(ConfigError, match="lr_warmup_steps: 'ten%' is not a valid float"):
         load_config(None, {**REQUIRED, "lr_warmup_steps": "ten%", "lr_scheduler": "linear"})
+
+
+SD_SCRIPTS_FP8_TOML = """
+[model_arguments]
+pretrained_model_name_or_path = "/models/sd_xl_base_1.0.safetensors"
+
+[dataset_arguments]
+train_data_dir = "/data/train"
+resolution = "1024,1024"
+
+[optimizer_arguments]
+optimizer_type = "Adafactor"
+optimizer_args = ["scale_parameter=False", "relative_step=False", "warmup_init=False"]
+learning_rate = 1e-4
+
+[training_arguments]
+output_dir = "/out"
+mixed_precision = "bf16"
+full_bf16 = true
+fp8_base = true
+gradient_checkpointing = true
+"""
+
+
+def test_sd_scripts_toml_with_fp8_base_and_full_bf16_loads(tmp_path) -> None:
+    cfg, warnings = load_config(write(tmp_path, SD_SCRIPTS_FP8_TOML))
+    assert (cfg.mixed_precision, cfg.full_bf16, cfg.fp8_base, cfg.fp8_base_unet) == ("bf16", True, True, False)
+    assert not [w for w in warnings if "unknown keys" in w]
+    assert to_dict(load_config(write(tmp_path, to_toml(cfg), "again.toml"))[0]) == to_dict(cfg)

@@ -24,9 +24,10 @@ GENERATOR = REPO / "tools" / "gen_train_config.py"
 # The join order: TrainConfig's fields, the command line's flags and the TOML file's keys follow it.
 ORDER = """
 pretrained_model_name_or_path v2 v_parameterization zero_terminal_snr clip_skip max_token_length mixed_precision
-full_fp16 full_bf16 gradient_checkpointing xformers sdpa device train_data_dir reg_data_dir dataset_config resolution
+full_fp16 full_bf16 fp8_base fp8_base_unet gradient_checkpointing xformers sdpa device train_data_dir reg_data_dir
+dataset_config resolution
 caption_extension shuffle_caption keep_tokens keep_tokens_separator caption_prefix caption_suffix
-caption_dropout_rate caption_tag_dropout_rate caption_dropout_every_n_epochs flip_aug random_crop
+caption_dropout_rate caption_tag_dropout_rate caption_dropout_every_n_epochs flip_aug random_crop alpha_mask
 enable_bucket min_bucket_reso max_bucket_reso bucket_reso_steps bucket_no_upscale cache_latents
 cache_latents_to_disk cache_text_encoder_outputs prior_loss_weight max_data_loader_n_workers
 persistent_data_loader_workers network_module algo dora_wd factor full_matrix decompose_both
@@ -74,6 +75,8 @@ KOHYA_KEYS_BEFORE = {
     "ss_validation_split": "validation_split", "ss_validation_seed": "validation_seed",
     "ss_validate_every_n_epochs": "validate_every_n_epochs", "ss_validate_every_n_steps": "validate_every_n_steps",
     "ss_max_validation_steps": "max_validation_steps",
+    # sd-scripts' fp8 base-model keys (issue 15)
+    "ss_fp8_base": "fp8_base", "ss_fp8_base_unet": "fp8_base_unet",
 }
 
 
