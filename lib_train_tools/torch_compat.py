@@ -23,14 +23,21 @@ What differs, oldest first:
   ``torch.OutOfMemoryError`` exists only in newer ones); the CPU allocator raises a plain
   ``RuntimeError`` (``is_out_of_memory``).
 * before 2.5: no ``torch.optim.Adafactor`` (``adafactor_class``).
+* every release: ``GradScaler.unscale_`` refuses float16 gradients ("Attempting to unscale FP16
+  gradients"); full_fp16 training has them, so its scaler passes ``allow_fp16=True`` to the private
+  ``_unscale_grads_`` that both scaler classes share (``grad_scaler(..., fp16_gradients=True)``).
+* from 2.1: ``torch.float8_e4m3fn`` (``float8_storage_dtype``); fp8 base weights are for CUDA only
+  (``fp8_storage_problem``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any, ContextManager
 
 import torch
@@ -82,9 +89,29 @@ def autocast(device: torch.device | str, dtype: torch.dtype, enabled: bool) -> C
     return torch.autocast(device_type, dtype=dtype)
 
 
+_EMULATED_AUTOCAST = threading.local()  # device types train/cuda_behaviour.py casts for on this thread
+
+
+@contextlib.contextmanager
+def emulated_autocast(device_type: str) -> Iterator[None]:
+    """Make `is_autocast_enabled` say yes for ``device_type`` on this thread while the memory trace
+    (``train/cuda_behaviour.py``) casts as CUDA's autocast would: torch has no autocast for the meta
+    device (``torch.is_autocast_enabled("meta")`` raises from 2.4 on)."""
+    previous: frozenset[str] = getattr(_EMULATED_AUTOCAST, "types", frozenset())
+    _EMULATED_AUTOCAST.types = previous | {device_type}
+    try:
+        yield
+    finally:
+        _EMULATED_AUTOCAST.types = previous
+
+
 def is_autocast_enabled(device: torch.device | str) -> bool:
     """Whether autocast is on for ``device``'s type, on every supported torch."""
     device_type = _device_type(device)
+    if device_type in getattr(_EMULATED_AUTOCAST, "types", ()):
+        return True
+    if device_type == "meta":  # no autocast exists for it; torch 2.4+ raises when asked
+        return False
     if at_least(2, 4):  # 2.4 added the device argument and deprecated is_autocast_cpu_enabled
         return bool(torch.is_autocast_enabled(device_type))
     if device_type == "cpu":  # 2.1-2.3
@@ -94,14 +121,38 @@ def is_autocast_enabled(device: torch.device | str) -> bool:
     return False  # 2.1-2.3 autocast only CPU and CUDA in the paths we use
 
 
-def grad_scaler(device: torch.device | str) -> Any:
-    """A gradient scaler for fp16 training on ``device`` (CUDA); its class moved in 2.3."""
+def grad_scaler(device: torch.device | str, fp16_gradients: bool = False) -> Any:
+    """A gradient scaler for fp16 training on ``device`` (CUDA); its class moved in 2.3.
+
+    ``fp16_gradients``: the trained weights themselves are float16 (full_fp16), so their gradients
+    are too. ``unscale_`` refuses those on every release; unscaling them in float16 is safe because
+    the scaler checks the unscaled values for inf/NaN and skips the step when one overflowed.
+    """
     device_type = _device_type(device)
     if at_least(2, 3):  # torch.amp.GradScaler(device) from 2.3; torch.cuda.amp's warns from 2.4
-        return torch.amp.GradScaler(device_type)
-    if device_type != "cuda":
+        scaler = torch.amp.GradScaler(device_type)
+    elif device_type != "cuda":
         raise RuntimeError(f"torch {torch.__version__} scales gradients only on CUDA, not {device_type}")
-    return torch.cuda.amp.GradScaler()  # 2.1-2.2
+    else:
+        scaler = torch.cuda.amp.GradScaler()  # 2.1-2.2
+    if fp16_gradients:
+        _allow_fp16_unscale(scaler)
+    return scaler
+
+
+def _allow_fp16_unscale(scaler: Any) -> None:
+    """Make ``scaler.unscale_`` accept float16 gradients.
+
+    Both scaler classes (2.1's ``torch.cuda.amp`` and 2.3+'s ``torch.amp``) unscale through
+    ``_unscale_grads_(optimizer, inv_scale, found_inf, allow_fp16)`` and call it with
+    ``allow_fp16=False``; an instance attribute that passes True replaces it for this scaler only.
+    """
+    unscale_grads = scaler._unscale_grads_
+
+    def unscale_allowing_fp16(optimizer, inv_scale, found_inf, allow_fp16):
+        return unscale_grads(optimizer, inv_scale, found_inf, True)
+
+    scaler._unscale_grads_ = unscale_allowing_fp16
 
 
 def bf16_hardware(device: torch.device | str) -> bool:
@@ -148,6 +199,57 @@ def adafactor_class() -> Callable[..., torch.optim.Optimizer] | None:
     return getattr(torch.optim, "Adafactor", None) if at_least(2, 5) else None
 
 
+def float8_storage_dtype() -> torch.dtype | None:
+    """``torch.float8_e4m3fn`` (4 exponent bits, 3 mantissa bits, largest value 448), new in 2.1; None
+    on a torch without it."""
+    return getattr(torch, "float8_e4m3fn", None) if at_least(2, 1) else None
+
+
+def fp8_storage_problem(device: torch.device | str) -> str | None:
+    """Why frozen weights cannot be stored as float8 for training on ``device``, or None when they can.
+
+    Storing is a plain cast, which every CUDA card does (no fp8 tensor cores are needed: the weights
+    are cast back to the working precision before each matmul). The CPU could too, but memory is
+    rarely its limit, so the cast back on every step would only slow a run that is slow already;
+    MPS has no float8 type.
+    """
+    if float8_storage_dtype() is None:
+        return (f"fp8_base needs torch 2.1 or newer (for torch.float8_e4m3fn); this is torch "
+                f"{torch.__version__}")
+    device_type = _device_type(device)
+    if device_type == "cuda":
+        return None
+    if device_type == "mps":
+        return "fp8_base needs a CUDA GPU: Apple's MPS backend has no float8 type"
+    return (f"fp8_base needs a CUDA GPU, and this run trains on {device_type}: float8 storage is there to "
+            "save GPU memory, and elsewhere it would only add a conversion of every weight to every step")
+
+
 def version_text() -> str:
     """The running torch's full version string, for messages."""
     return torch.__version__
+
+
+def cuda_memory_info(device: int = 0) -> tuple[int, int] | None:
+    """(free, total) bytes of CUDA card ``device``, or None unless this process has already started
+    CUDA: asking would otherwise create a CUDA context (hundreds of MiB of the card) just to look.
+    ``torch.cuda.mem_get_info`` (cudaMemGetInfo) counts every process on the card, as nvidia-smi does."""
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    free, total = torch.cuda.mem_get_info(device)
+    return int(free), int(total)
+
+
+@functools.lru_cache(maxsize=1)
+def checkpoint_runs_on_meta() -> bool:
+    """Whether ``torch.utils.checkpoint`` (non-reentrant) accepts meta tensors, which the traced
+    memory estimate needs for gradient checkpointing. Older releases look up ``torch.meta`` as a
+    device module and fail (pytorch issue 133550, reported against 2.4); asked once, by trying."""
+    from torch.utils.checkpoint import checkpoint
+
+    x = torch.zeros(2, device="meta", requires_grad=True)
+    try:
+        checkpoint(torch.sin, x, use_reentrant=False).sum().backward()
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+    return True

@@ -203,9 +203,20 @@ def test_adafactor_follows_the_version(version):
     assert torch_compat.adafactor_class() is getattr(torch.optim, "Adafactor", None)
 
 
+def test_float8_follows_the_version_and_only_cuda_stores_it(version):
+    version((2, 0, 1))
+    assert torch_compat.float8_storage_dtype() is None
+    assert "needs torch 2.1 or newer" in torch_compat.fp8_storage_problem("cuda")
+    version(A1111)
+    assert torch_compat.float8_storage_dtype() is getattr(torch, "float8_e4m3fn")
+    assert torch_compat.fp8_storage_problem(torch.device("cuda", 1)) is None
+    assert "this run trains on cpu" in torch_compat.fp8_storage_problem("cpu")
+    assert "MPS backend has no float8 type" in torch_compat.fp8_storage_problem("mps")
+
+
 # Calls that differ between supported torch releases: only torch_compat may make them.
 VERSION_SENSITIVE = {"__version__", "OutOfMemoryError", "GradScaler", "is_autocast_enabled", "autocast",
-                     "is_autocast_cpu_enabled", "is_bf16_supported", "Adafactor"}
+                     "is_autocast_cpu_enabled", "is_bf16_supported", "Adafactor", "float8_e4m3fn"}
 
 
 def test_version_differences_live_in_one_module():

@@ -11,8 +11,9 @@ savers come in the order that costs the least training quality and speed:
    while the LoRA weights, their gradients and the optimizer state stay in float32, the
    mixed-precision recipe of Micikevicius et al. 2018 ("Mixed Precision Training"). It also saves
    the most: it halves ``base_weights`` and the activation terms of the estimate.
-2. ``cache_latents``: the VAE encodes each image once instead of every step (faster; the cost is
-   that a cached latent has one fixed crop, so it is skipped when ``random_crop`` is on).
+2. (``cache_latents`` is not among them: this trainer encodes every image once before the first
+   step unless ``random_crop`` asks for a new crop each time (``session.py``), so caching saves no
+   memory here; ``estimate_gib`` counts the VAE's per-step encoding only in that case.)
 3. SDXL only: ``network_train_unet_only`` (the usual SDXL recipe; the second text encoder is large)
    and, when the captions never change (no shuffling, no caption dropout),
    ``cache_text_encoder_outputs`` too, which the trainer implements for U-Net-only runs. The
@@ -23,9 +24,13 @@ savers come in the order that costs the least training quality and speed:
    2022, "8-bit Optimizers via Block-wise Quantization"; same learning rate), else Adafactor
    (Shazeer & Stern 2018; factored second moments). Only when it holds less state than the
    current one.
-6. A lower ``train_batch_size``, one at a time (noisier gradients; raise
+6. ``fp8_base`` (sd-scripts' option): the frozen U-Net and text-encoder weights are stored as
+   float8_e4m3fn and cast back to the working precision layer by layer (``models/fp8_weights.py``):
+   half their memory, at the cost of rounding the base model to 3 mantissa bits, so after the
+   savers that cost nothing in quality. Only on CUDA (the caller says whether fp8 can be used).
+7. A lower ``train_batch_size``, one at a time (noisier gradients; raise
    gradient_accumulation_steps to keep the effective batch).
-7. A lower ``resolution``, 64 px per step, never below `MIN_SIDE` (the model's native detail is
+8. A lower ``resolution``, 64 px per step, never below `MIN_SIDE` (the model's native detail is
    lost below it).
 
 It stops at the first step that fits. Pure: it reads no device and loads no weight.
@@ -39,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config_checks import parse_resolution
-from .memory_estimate import HALF_PRECISIONS, OPTIMIZER_STATE_BYTES, estimate_vram
+from .memory_estimate import HALF_PRECISIONS, OPTIMIZER_STATE_BYTES, estimate_vram, fp8_choice
 from .model_sizes import ModelSizes
 from .params import get_param
 
@@ -105,18 +110,20 @@ def estimate_gib(options: Mapping[str, Any], family: str, sizes: ModelSizes) -> 
         family, resolution=value("resolution") or DEFAULT_SIDE[family],
         batch_size=value("train_batch_size"), network_dim=value("network_dim"), conv_dim=value("conv_dim"),
         mixed_precision=value("mixed_precision"), gradient_checkpointing=value("gradient_checkpointing"),
-        cache_latents=value("cache_latents"), train_text_encoder=_trains_text_encoder(value),
+        cache_latents=latents_encoded_once(value), train_text_encoder=_trains_text_encoder(value),
         optimizer_type=value("optimizer_type"), sizes=sizes,
+        fp8=fp8_choice(value("fp8_base"), value("fp8_base_unet")),
     ).total_gb
 
 
 def fit_settings(options: Mapping[str, Any], family: str, sizes: ModelSizes, card_gib: float,
                  margin: float = DEFAULT_MARGIN_GIB, bf16: bool = True,
-                 have_bitsandbytes: bool | None = None) -> FitResult:
+                 have_bitsandbytes: bool | None = None, fp8: bool = True) -> FitResult:
     """The savers (module docstring order) that bring the estimate within ``card_gib - margin``.
 
     ``bf16``: whether the card supports bfloat16 (else fp16 is chosen); ``have_bitsandbytes``:
-    whether AdamW8bit can be used (None: whether the package is importable). ValueError for a card
+    whether AdamW8bit can be used (None: whether the package is importable); ``fp8``: whether
+    ``fp8_base`` can be used (a CUDA card and torch >= 2.1). ValueError for a card
     no larger than the margin or an unknown family."""
     if family not in DEFAULT_SIDE:
         raise ValueError(f"family {family!r} is not one of {', '.join(DEFAULT_SIDE)}")
@@ -130,7 +137,7 @@ def fit_settings(options: Mapping[str, Any], family: str, sizes: ModelSizes, car
     steps: list[FitStep] = []
     now = start
     if now > budget:
-        for what, changes, why in _savers(current, family, bf16, have_bitsandbytes):
+        for what, changes, why in _savers(current, family, bf16, have_bitsandbytes, fp8):
             current.update(changes)
             after = estimate_gib(current, family, sizes)
             steps.append(FitStep(what, dict(changes), round(after, 2), why))
@@ -143,16 +150,13 @@ def fit_settings(options: Mapping[str, Any], family: str, sizes: ModelSizes, car
 Saver = tuple[str, dict[str, Any], str]
 
 
-def _savers(current: dict[str, Any], family: str, bf16: bool, have_bnb: bool) -> Iterator[Saver]:
+def _savers(current: dict[str, Any], family: str, bf16: bool, have_bnb: bool, fp8: bool) -> Iterator[Saver]:
     """The applicable savers in order; each looks at ``current`` as the earlier ones left it."""
     value = _reader(current)
     if value("mixed_precision") not in HALF_PRECISIONS:
         precision = "bf16" if bf16 else "fp16"
         yield (f"mixed_precision {precision}", {"mixed_precision": precision},
                "halves the frozen weights and activations; faster on tensor cores, LoRA weights stay float32")
-    if not value("cache_latents") and not value("random_crop"):
-        yield ("cache_latents on", {"cache_latents": True},
-               "the VAE encodes each image once instead of every step (faster)")
     if family == "sdxl" and _trains_text_encoder(value):
         changes: dict[str, Any] = {"network_train_unet_only": True}
         why = "the usual SDXL recipe: no text-encoder LoRA, gradients or optimizer state"
@@ -173,6 +177,10 @@ def _savers(current: dict[str, Any], family: str, bf16: bool, have_bnb: bool) ->
             opt_changes["optimizer_args"] = ()
             why += "; the previous optimizer's arguments are cleared"
         yield f"optimizer_type {optimizer}", opt_changes, why
+    if fp8 and not value("fp8_base"):
+        yield ("fp8_base on", {"fp8_base": True, "fp8_base_unet": False},
+               "frozen U-Net and text-encoder weights stored in 8 bits (float8_e4m3fn), computed in "
+               f"{value('mixed_precision')}: half their memory, a small rounding of the base model")
     yield from _batch_savers(current, value)
     yield from _resolution_savers(current, value, family)
 
@@ -201,6 +209,12 @@ def _reader(options: Mapping[str, Any]) -> Callable[[str], Any]:
     def value(name: str) -> Any:
         return options[name] if name in options else get_param(name).default
     return value
+
+
+def latents_encoded_once(value: Callable[[str], Any]) -> bool:
+    """Whether the run encodes each image once (no VAE work during steps): with cached latents, or
+    without a random crop, where ``session.py`` computes the posteriors before the first step."""
+    return bool(value("cache_latents") or value("cache_latents_to_disk") or not value("random_crop"))
 
 
 def _trains_text_encoder(value: Callable[[str], Any]) -> bool:

@@ -1,29 +1,37 @@
-"""A rough estimate of the accelerator memory (VRAM) a LoRA training run needs, for the UI.
+"""The quick VRAM estimate: a formula whose activation factors come from traced training steps.
 
-This is an estimate, not a measurement: it was NOT measured on a GPU here (the project's test
-machines have none). It adds up
+The settings check shows the traced figure (``traced_estimate.py``: one training step of the
+chosen checkpoint traced on meta tensors, seconds of CPU). This formula answers in microseconds,
+for what needs many estimates ("Fit my card" in ``fit_card.py``, the tab's "Would lower it" list)
+and for the moment before the trace is done. It adds up
 
 * ``base_weights``: the frozen U-Net, text encoder(s) and VAE at the working precision (2 bytes
   per parameter with fp16/bf16 mixed precision, 4 without). Parameter counts are the chosen
   checkpoint's own when its sizes are given (`model_sizes.py` counts them from the header), else
-  those of the released SD1.5 / SD2.1 / SDXL configs (a test recounts them);
+  those of the released SD1.5 / SD2.1 / SDXL configs (a test recounts them). Exact.
 * ``lora_training``: the LoRA weights, their gradients (4 + 4 bytes each, always float32) and the
-  optimizer state (AdamW: 8 bytes; see `OPTIMIZER_STATE_BYTES`);
-* ``unet_activations``: what the U-Net keeps for the backward pass, proportional to batch size x
-  latent pixels (attention through PyTorch SDPA does not store the attention matrix, so this is
-  linear in pixels); `UNET_ACTIVATION_MB` per 512x512 image at half precision is a calibrated
-  factor, doubled without mixed precision and multiplied by `CHECKPOINTING_FACTOR` with gradient
-  checkpointing;
-* ``text_encoder_activations``: the same for a trained text encoder (77 tokens, small);
-* ``vae_encoding``: without cache_latents, the VAE encoder runs every step (no gradients, but its
-  full-resolution feature maps stay in the allocator's cache);
-* ``overhead``: the CUDA context and allocator slack that tools such as nvidia-smi include.
+  optimizer state (`OPTIMIZER_STATE_BYTES`; a test checks torch's AdamW and SGD against it; the
+  bitsandbytes, lion and prodigy numbers are their published state layouts). Exact for AdamW.
+* ``unet_activations``: what the U-Net keeps for the backward pass, linear in batch x latent pixels
+  (fused attention keeps no [tokens x tokens] matrix). TRACED: `UNET_ACTIVATION_MB` is the traced
+  peak per 512x512 image (a 64x64 latent) at half precision without checkpointing,
+  `CHECKPOINTING_FACTOR` the traced share left with checkpointing (LoRA gradients, counted above,
+  taken out), `FULL_PRECISION_FACTOR` the traced growth without mixed precision (not 2: autocast
+  already keeps norms and the loss in float32). The released layouts at 512 px (SD1, SD2) and
+  1024 px (SDXL), rank 32, re-traced by ``tests/train/test_memory_estimate.py``. Scaling by pixels
+  is linear to about 2 % (SD1 at 768 px traces 2.22x its 512 px figure for 2.25x the pixels).
+* ``text_encoder_activations``: the same for trained text encoders (77 tokens): TRACED, as
+  `TEXT_ENCODER_SAVED_PER_LAYER` hidden-size tensors per layer (their LoRA runs in float32: the
+  loop autocasts the U-Net only).
+* ``vae_encoding``: without cache_latents, the VAE encoder's full-resolution feature maps
+  (`VAE_ENCODE_MB`, a CONSTANT, not traced; it adds where the traced step takes the larger of the
+  encode and the U-Net's passes, so it errs high).
+* ``overhead``: the CUDA context, `CUDA_CONTEXT_MB`, a CONSTANT (see there).
 
-Calibration, against published figures rather than our own measurements: kohya's sd-scripts
-training an SD1.5 LoRA at 512 px, batch 1, fp16, without gradient checkpointing, is commonly
-reported at roughly 6 GB (this gives 5.8 GiB at rank 32); an SDXL LoRA at 1024 px, batch 1, bf16,
-with gradient checkpointing, U-Net only, at roughly 10-12 GB (this gives 10.7 GiB at rank 32).
-Expect real use to differ by +-30 %: kernels, allocator and drivers vary.
+Until these factors were traced they were calibrated on published totals (3000 / 4000 MiB per
+512x512 image, 15 % with checkpointing, 600 MiB overhead), which count what nvidia-smi shows
+(the allocator's cache, other implementations); the traced figures count the tensors alive at the
+peak, so they are lower. Neither was measured on a GPU here.
 """
 
 from __future__ import annotations
@@ -62,20 +70,29 @@ LORA_PARAMS_PER_RANK = {
 TEXT_ENCODER_SHAPES = {"sd1": ((768, 12),), "sd2": ((1024, 23),), "sdxl": ((768, 12), (1280, 32))}
 FAMILIES = tuple(PARAMETER_COUNTS)
 
-# Calibrated factors (see the module docstring): U-Net activation MB per 512x512 image (a 64x64
-# latent) at half precision without checkpointing; the share left with checkpointing.
-UNET_ACTIVATION_MB = {"sd1": 3000.0, "sd2": 3000.0, "sdxl": 4000.0}
-CHECKPOINTING_FACTOR = 0.15
+# Traced factors (module docstring; re-traced by tests/train/test_memory_estimate.py): U-Net
+# activation MiB per 512x512 image (a 64x64 latent) at half precision without checkpointing; the
+# share left with checkpointing; the growth without mixed precision.
+UNET_ACTIVATION_MB = {"sd1": 1203.0, "sd2": 1203.0, "sdxl": 2098.0}
+CHECKPOINTING_FACTOR = {"sd1": 0.13, "sd2": 0.13, "sdxl": 0.11}
+FULL_PRECISION_FACTOR = 1.58
 REFERENCE_LATENT_PIXELS = 64 * 64
-# Tensors of hidden-size width a transformer layer keeps for its backward pass (rough).
-TEXT_ENCODER_SAVED_PER_LAYER = 16
-# VAE encoder feature maps held per 512x512 image at half precision (no gradients).
+# Hidden-size tensors a trained text-encoder layer keeps for its backward pass (traced).
+TEXT_ENCODER_SAVED_PER_LAYER = {"sd1": 34, "sd2": 29, "sdxl": 54}
+# VAE encoder feature maps held per 512x512 image at half precision (no gradients; a constant).
 VAE_ENCODE_MB = 256.0
-OVERHEAD_MB = 600.0
+# The CUDA context: driver and runtime state plus the kernels torch loads, allocated outside
+# torch's allocator (max_memory_allocated never shows it; nvidia-smi does). PyTorch's "CUDA
+# semantics" notes put it at a few hundred MiB; with lazy module loading (CUDA_MODULE_LOADING=LAZY,
+# torch's default since 1.13 with CUDA 11.7) it is about 300-500 MiB on current cards and drivers:
+# 450 MiB, plus cuBLAS' workspace (up to 32 MiB on Hopper). A constant: nothing here measures it.
+CUDA_CONTEXT_MB = 480.0
+OVERHEAD_MB = CUDA_CONTEXT_MB
 LORA_BYTES = 4 + 4  # float32 weight and gradient
 OPTIMIZER_STATE_BYTES = {"AdamW": 8, "AdamW8bit": 2, "Lion": 4, "Lion8bit": 1, "SGDNesterov": 4, "Prodigy": 16,
                          "Adafactor": 1}
 HALF_PRECISIONS = ("fp16", "bf16")
+FP8_CHOICES = ("", "unet", "all")
 
 Resolution = int | str | tuple
 
@@ -95,11 +112,18 @@ class MemoryEstimate:
 def estimate_vram(family: str, resolution: Resolution = 512, batch_size: int = 1, network_dim: int = 32,
                   conv_dim: int | None = None, mixed_precision: str = "fp16", gradient_checkpointing: bool = False,
                   cache_latents: bool = True, train_text_encoder: bool = True,
-                  optimizer_type: str = "AdamW", sizes: ModelSizes | None = None) -> MemoryEstimate:
+                  optimizer_type: str = "AdamW", sizes: ModelSizes | None = None,
+                  fp8: str = "") -> MemoryEstimate:
     """Estimated VRAM of one training run (MiB); ValueError for an unknown family or bad sizes.
 
     ``sizes``: the chosen checkpoint's own sizes (`model_sizes.model_sizes`); without them, those
-    of the released layout. Activation terms scale with the U-Net's and VAE's base widths."""
+    of the released layout. Activation terms scale with the U-Net's and VAE's base widths.
+    ``fp8``: "unet" (``fp8_base_unet``) or "all" (``fp8_base``: U-Net and text encoders) counts
+    those weights at 1 byte each (float8_e4m3fn storage; the few norm, bias and embedding
+    weights that stay 16-bit are counted at 1 byte too, under 1 % of them); only with mixed
+    precision, which fp8 needs."""
+    if fp8 not in FP8_CHOICES:
+        raise ValueError(f"fp8 must be one of {FP8_CHOICES}, got {fp8!r}")
     if family not in FAMILIES:
         raise ValueError(f"family {family!r} is not one of {', '.join(FAMILIES)}")
     sizes = sizes or released_sizes(family)
@@ -108,19 +132,36 @@ def estimate_vram(family: str, resolution: Resolution = 512, batch_size: int = 1
     width, height = _size(resolution)
     half = mixed_precision in HALF_PRECISIONS
     images = batch_size * (width // 8) * (height // 8) / REFERENCE_LATENT_PIXELS
-    unet_act = UNET_ACTIVATION_MB[family] * sizes.unet_width / RELEASED_UNET_WIDTH * images * (1 if half else 2)
+    unet_act = UNET_ACTIVATION_MB[family] * sizes.unet_width / RELEASED_UNET_WIDTH * images * \
+        (1 if half else FULL_PRECISION_FACTOR)
     vae_act = VAE_ENCODE_MB * sizes.vae_width / RELEASED_VAE_WIDTH * images * (1 if half else 2)
     parts = {
-        "base_weights": sizes.weights * (2 if half else 4) / MB,
+        "base_weights": _weight_bytes(sizes, half, fp8) / MB,
         "lora_training": lora_parameters(family, network_dim, conv_dim, train_text_encoder, sizes)
         * (LORA_BYTES + OPTIMIZER_STATE_BYTES.get(optimizer_type, 8)) / MB,
-        "unet_activations": unet_act * (CHECKPOINTING_FACTOR if gradient_checkpointing else 1.0),
-        "text_encoder_activations": _text_encoder_activations(sizes, batch_size, half) if train_text_encoder else 0.0,
+        "unet_activations": unet_act * (CHECKPOINTING_FACTOR[family] if gradient_checkpointing else 1.0),
+        "text_encoder_activations": _text_encoder_activations(family, sizes, batch_size, half)
+        if train_text_encoder else 0.0,
         "vae_encoding": 0.0 if cache_latents else vae_act,
         "overhead": OVERHEAD_MB,
     }
     parts = {name: round(value, 1) for name, value in parts.items()}
     return MemoryEstimate(round(sum(parts.values()), 1), parts)
+
+
+def _weight_bytes(sizes: ModelSizes, half: bool, fp8: str) -> int:
+    if not half:
+        return sizes.weights * 4
+    unet = sizes.unet * (1 if fp8 in ("unet", "all") else 2)
+    text = sum(sizes.text_encoders) * (1 if fp8 == "all" else 2)
+    return unet + text + sizes.vae * 2
+
+
+def fp8_choice(fp8_base: bool, fp8_base_unet: bool) -> str:
+    """``estimate_vram``'s ``fp8`` for the two trainer options (fp8_base_unet narrows fp8_base)."""
+    if fp8_base_unet:
+        return "unet"
+    return "all" if fp8_base else ""
 
 
 def lora_parameters(family: str, network_dim: int, conv_dim: int | None, train_text_encoder: bool,
@@ -135,8 +176,8 @@ def lora_parameters(family: str, network_dim: int, conv_dim: int | None, train_t
     return count
 
 
-def _text_encoder_activations(sizes: ModelSizes, batch_size: int, half: bool) -> float:
-    values = sum(TEXT_TOKENS * hidden * layers * TEXT_ENCODER_SAVED_PER_LAYER for hidden, layers in
+def _text_encoder_activations(family: str, sizes: ModelSizes, batch_size: int, half: bool) -> float:
+    values = sum(TEXT_TOKENS * hidden * layers * TEXT_ENCODER_SAVED_PER_LAYER[family] for hidden, layers in
                  sizes.text_encoder_shapes)
     return batch_size * values * (2 if half else 4) / MB
 

@@ -46,6 +46,11 @@ def bf16_supported() -> bool:
     return True
 
 
+def fp8_usable() -> bool:
+    """Whether ``fp8_base`` can be suggested: the trainer allows it on CUDA with torch >= 2.1 only."""
+    return torch.cuda.is_available() and torch_compat.fp8_storage_problem("cuda") is None
+
+
 def model_for_fit(services, settings: dict[str, Any]) -> tuple[str, ModelSizes]:
     """The chosen checkpoint's family and sizes; ValueError when no readable one is chosen."""
     arch: Architecture | None = base_architecture(services, settings)
@@ -61,7 +66,8 @@ def fit_card(services, selection: str, card_gib: Any) -> Reply:
         raise ValueError("enter the card's memory in GiB (for example 8)")
     settings = load_settings(version)
     family, sizes = model_for_fit(services, settings)
-    result = fit_settings(trainer_options(settings), family, sizes, float(card_gib), bf16=bf16_supported())
+    result = fit_settings(trainer_options(settings), family, sizes, float(card_gib), bf16=bf16_supported(),
+                          fp8=fp8_usable())
     if not result.steps:  # nothing to change: the form as saved, the last undo record kept
         notice = Notice("ok" if result.fits else "warning", result.summary())
         return Reply(notice, _applied(services, version, settings) + (NO_CHANGE,))

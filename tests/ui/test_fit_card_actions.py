@@ -14,8 +14,8 @@ from lib_train_tools.ui.replies import NO_CHANGE
 from lib_train_tools.ui.train_form import form_fields
 from lib_train_tools.ui.vram import Accelerator
 
-# no mixed precision, no checkpointing, AdamW, batch 2; cache_latents left unset (the default: off)
-HEAVY = {"mixed_precision": "no", "gradient_checkpointing": False, "optimizer_type": "AdamW",
+# no mixed precision, AdamW, batch 2; gradient_checkpointing left unset (the default: off)
+HEAVY = {"mixed_precision": "no", "optimizer_type": "AdamW",
          "train_batch_size": 2, "network_dim": 32, "resolution": "512"}
 N_FORM = len(form_fields()) + len(actions.APPLIED_EXTRAS)
 
@@ -37,22 +37,20 @@ def test_fit_saves_the_savers_and_undo_restores_the_previous_values(services, se
     before = load_settings(version)
     reply = fit_actions.fit_card(services, selection, 6)
     assert reply.notice.kind == "ok"
-    assert "fits: about 17.6 -> 3.8 GiB" in reply.notice.text and "Fit my card for テスト/v1" in reply.notice.text
-    assert "- gradient_checkpointing on (about 3.8 GiB)" in reply.notice.text
+    assert "fits: about 8.6 -> 3.1 GiB" in reply.notice.text and "Fit my card for テスト/v1" in reply.notice.text
+    assert "- gradient_checkpointing on (about 3.1 GiB)" in reply.notice.text
     saved = load_settings(version)
-    assert {k: saved[k] for k in ("mixed_precision", "cache_latents", "gradient_checkpointing")} == {
-        "mixed_precision": "bf16", "cache_latents": True, "gradient_checkpointing": True}
+    assert {k: saved[k] for k in ("mixed_precision", "gradient_checkpointing")} == {
+        "mixed_precision": "bf16", "gradient_checkpointing": True}
     assert saved["train_batch_size"] == 2 and saved["optimizer_type"] == "AdamW"  # not needed, not changed
     assert len(reply.values) == N_FORM + 1
     assert shown(reply, "mixed_precision") == "bf16"
     record = json.loads(reply.values[-1])
-    assert record == {"selection": selection, "previous": {"mixed_precision": "no", "cache_latents": None,
-                                                          "gradient_checkpointing": False}}
+    assert record == {"selection": selection, "previous": {"mixed_precision": "no", "gradient_checkpointing": None}}
 
     undone = fit_actions.undo_fit(services, selection, reply.values[-1])
-    assert load_settings(version) == before and "cache_latents" not in load_settings(version)
-    assert undone.notice.kind == "ok" and "mixed_precision, cache_latents, gradient_checkpointing restored" in \
-        undone.notice.text
+    assert load_settings(version) == before and "gradient_checkpointing" not in load_settings(version)
+    assert undone.notice.kind == "ok" and "mixed_precision, gradient_checkpointing restored" in undone.notice.text
     assert shown(undone, "mixed_precision") == "no"
     assert undone.values[-1] == "" and len(undone.values) == N_FORM + 1
 
@@ -61,7 +59,7 @@ def test_a_card_that_already_fits_changes_nothing_and_keeps_the_undo_record(serv
     version = services.store.version("テスト", "v1")
     update_settings(version, HEAVY)
     reply = fit_actions.fit_card(services, selection, 24)
-    assert reply.notice.kind == "ok" and "already fit (about 17.6 GiB); nothing changed" in reply.notice.text
+    assert reply.notice.kind == "ok" and "already fit (about 8.6 GiB); nothing changed" in reply.notice.text
     assert reply.values[-1] is NO_CHANGE
     assert load_settings(version) == HEAVY
 
@@ -70,7 +68,7 @@ def test_a_card_too_small_is_a_warning_with_the_smallest_estimate(services, sele
     update_settings(services.store.version("テスト", "v1"), HEAVY)
     reply = fit_actions.fit_card(services, selection, 2)
     assert reply.notice.kind == "warning"
-    assert "does NOT fit even with every saver: the smallest estimate reached is about 3.2 GiB" in reply.notice.text
+    assert "does NOT fit even with every saver: the smallest estimate reached is about 2.8 GiB" in reply.notice.text
     assert json.loads(reply.values[-1])["previous"]["train_batch_size"] == 2
 
 
