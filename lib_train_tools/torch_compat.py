@@ -37,6 +37,7 @@ import errno
 import functools
 import re
 import threading
+import types
 from collections.abc import Callable, Iterator
 from typing import Any, ContextManager
 
@@ -240,6 +241,14 @@ def cuda_memory_info(device: int = 0) -> tuple[int, int] | None:
     return int(free), int(total)
 
 
+def storage_lifetimes_traceable() -> bool:
+    """Whether a storage's Python object lives exactly as long as its C++ storage, so that the
+    memory tracer (``train/memory_trace.py``) learns of each free through a weakref finalizer.
+    From 2.3 (run on 2.3.1, Forge's, and the newest): torch 2.1.2 (A1111's) crashes the process
+    (segfault) when such a finalizer is detached after its storage went; 2.2 was never run."""
+    return at_least(2, 3)
+
+
 @functools.lru_cache(maxsize=1)
 def checkpoint_runs_on_meta() -> bool:
     """Whether ``torch.utils.checkpoint`` (non-reentrant) accepts meta tensors, which the traced
@@ -253,3 +262,43 @@ def checkpoint_runs_on_meta() -> bool:
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
     return True
+
+
+def checkpoint(function: Callable[..., Any], *args: Any) -> Any:
+    """Gradient checkpointing of ``function(*args)`` (Chen et al. 2016), torch's non-reentrant
+    ``torch.utils.checkpoint.checkpoint``: activations are freed after the forward pass and
+    recomputed in the backward pass.
+
+    On meta tensors (the traced memory estimate), torch before the fix of pytorch issue 133550
+    (A1111's 2.1.2, Forge's 2.3.1) looks up a device module ``torch.meta`` that does not exist,
+    only to stash the RNG state and the device's autocast state. There the call runs without RNG
+    stashing (meta tensors hold no random numbers) and with a stand-in ``torch.meta`` that exists
+    only inside `meta_device_module`, which must also cover the backward pass (its recomputation
+    looks the module up again, then does nothing with it: meta has no RNG and no autocast)."""
+    from torch.utils.checkpoint import checkpoint as torch_checkpoint
+
+    if any(isinstance(a, torch.Tensor) and a.device.type == "meta" for a in args) and not checkpoint_runs_on_meta():
+        with meta_device_module():
+            return torch_checkpoint(function, *args, use_reentrant=False, preserve_rng_state=False)
+    return torch_checkpoint(function, *args, use_reentrant=False)
+
+
+_META_MODULE_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def meta_device_module() -> Iterator[None]:
+    """A stand-in ``torch.meta`` device module while inside (nested uses share it); see `checkpoint`.
+    Nothing when torch's checkpoint runs on meta tensors itself."""
+    if checkpoint_runs_on_meta():
+        yield
+        return
+    with _META_MODULE_LOCK:
+        added = not hasattr(torch, "meta")
+        if added:
+            torch.meta = types.SimpleNamespace()  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            if added:
+                del torch.meta  # type: ignore[attr-defined]

@@ -234,3 +234,28 @@ def _is_torch(node: ast.AST) -> bool:
     while isinstance(node, ast.Attribute):
         node = node.value
     return isinstance(node, ast.Name) and node.id == "torch"
+
+
+def test_checkpoint_gives_plain_gradients_and_runs_on_meta_where_torch_refuses(monkeypatch):
+    """``torch_compat.checkpoint`` computes what the plain function does (output, input and
+    parameter gradients); on meta tensors under a torch whose checkpoint refuses them (forced here)
+    it still runs, and leaves no ``torch.meta`` behind."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(4, 4)
+
+    def run(checkpointed: bool):
+        layer.zero_grad()
+        x = torch.randn(3, 4, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        out = torch_compat.checkpoint(layer, x) if checkpointed else layer(x)
+        torch.tanh(out).square().sum().backward()
+        return out.detach(), x.grad, layer.weight.grad.clone(), layer.bias.grad.clone()
+
+    for a, b in zip(run(False), run(True)):
+        assert torch.allclose(a, b, atol=1e-6)
+    monkeypatch.setattr(torch_compat, "checkpoint_runs_on_meta", lambda: False)
+    on_meta = torch.nn.Linear(4, 4, device="meta")
+    x = torch.zeros(2, 4, device="meta", requires_grad=True)
+    with torch_compat.meta_device_module():   # the backward's recomputation needs it too
+        torch_compat.checkpoint(on_meta, x).sum().backward()
+    assert x.grad is not None and x.grad.shape == (2, 4) and on_meta.weight.grad.shape == (4, 4)
+    assert "meta" not in vars(torch)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
+
+from ..torch_compat import checkpoint
 
 ACTIVATIONS = ("quick_gelu", "gelu")
 
@@ -166,7 +167,7 @@ class CLIPEncoder(nn.Module):
         states = [hidden]
         for layer in self.layers:
             if use_checkpointing:
-                hidden = checkpoint(layer, hidden, use_reentrant=False)
+                hidden = checkpoint(layer, hidden)
             else:
                 hidden = layer(hidden)
             states.append(hidden)

@@ -12,11 +12,11 @@ from typing import cast
 
 import torch
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
 
 from .blocks import (
     RESBLOCK_NORM_EPS, Downsample, GroupNorm32, ResBlock, SpatialTransformer, Upsample, timestep_embedding,
 )
+from ..torch_compat import checkpoint
 from .fp8_weights import compute_dtype
 
 
@@ -216,7 +216,7 @@ class UNetModel(nn.Module):
 
     def _run(self, block: nn.Module, h: Tensor, emb: Tensor, context: Tensor | None) -> Tensor:
         if self.gradient_checkpointing and torch.is_grad_enabled():
-            return checkpoint(block, h, emb, context, use_reentrant=False)
+            return checkpoint(block, h, emb, context)
         return block(h, emb, context)
 
     def forward(self, x: Tensor, timesteps: Tensor, context: Tensor | None, y: Tensor | None = None) -> Tensor:

@@ -216,10 +216,10 @@ def trace_training_step(arch: Architecture, settings: TraceSettings, device: tor
     """Trace one training step on ``device``: "meta" for an estimate; "cpu" runs the same step on
     real (zero) tensors, which the tests compare with the meta trace. ``stop``: set it to abandon
     the trace (`memory_trace.TraceStopped`)."""
+    if not torch_compat.storage_lifetimes_traceable():
+        raise RuntimeError(f"torch {torch_compat.version_text()} cannot be traced (its storages' lifetimes are not "
+                           "tracked; torch 2.3 or newer is)")
     started = time.perf_counter()
-    if settings.gradient_checkpointing and device.type == "meta" and not torch_compat.checkpoint_runs_on_meta():
-        raise RuntimeError(f"torch {torch_compat.version_text()}'s gradient checkpointing does not run on meta "
-                           "tensors (pytorch issue 133550), so runs with it cannot be traced here")
     compute = DTYPES[settings.mixed_precision]
     models = _build_models(arch, settings, compute, device)
     network = create_network(models.unet, models.text_encoders, arch.family, network_dim=settings.network_dim,
@@ -249,7 +249,7 @@ def trace_training_step(arch: Architecture, settings: TraceSettings, device: tor
     tracker.adopt(t for m in models_all for t in (*m.parameters(), *m.buffers()))
     tracker.adopt([*lora, *network.buffers()])
     start = tracker.current
-    with tracker, cuda:
+    with tracker, cuda, torch_compat.meta_device_module():  # checkpointing on meta under torch < 2.4
         tracker.phase("forward")
         loss = _forward(models, arch, settings, compute, device)
         tracker.phase("backward")

@@ -79,12 +79,11 @@ def test_lora_parameter_rule_matches_a_real_network(conv_dim, train_te):
     assert lora_parameters("sd1", 32, None, True) == 32 * (423_936 + 165_888)
 
 
-# torch's non-reentrant checkpoint refuses meta tensors before the fix of pytorch issue 133550
-META_CHECKPOINT = pytest.mark.skipif(not torch_compat.checkpoint_runs_on_meta(),
-                                     reason="this torch's checkpoint does not run on meta tensors")
+TRACEABLE = pytest.mark.skipif(not torch_compat.storage_lifetimes_traceable(),
+                               reason="this torch cannot be traced (torch_compat.storage_lifetimes_traceable)")
 
 
-@META_CHECKPOINT
+@TRACEABLE
 @pytest.mark.parametrize("family, side, precision", [("sd1", 512, "fp16"), ("sdxl", 1024, "bf16")])
 def test_the_activation_factors_are_the_traced_ones(family, side, precision):
     """UNET_ACTIVATION_MB, CHECKPOINTING_FACTOR and the text-encoder factor, re-traced on the released layouts."""
@@ -102,6 +101,7 @@ def test_the_activation_factors_are_the_traced_ones(family, side, precision):
     assert TEXT_ENCODER_SAVED_PER_LAYER[family] == pytest.approx((with_te - full) / te_values, rel=0.05)
 
 
+@TRACEABLE
 def test_the_full_precision_factor_is_the_traced_one():
     arch = released_architecture("sd1")
     half = TraceSettings(resolution=(512, 512), network_dim=32, mixed_precision="fp16", train_text_encoder=False)
@@ -109,7 +109,7 @@ def test_the_full_precision_factor_is_the_traced_one():
     assert FULL_PRECISION_FACTOR == pytest.approx(ratio, abs=0.02)
 
 
-@META_CHECKPOINT
+@TRACEABLE
 def test_the_formula_agrees_with_the_traced_step_at_the_reference_points():
     """SD1.5 512 px, batch 1, rank 32, fp16, text encoder trained; SDXL 1024 px, bf16, checkpointing,
     U-Net only: the quick figure within 5 % of the traced one (both with the VAE loaded)."""
