@@ -208,6 +208,10 @@ class TraceCache:
                 self._run(key)
 
 
+class TraceUnsupported(RuntimeError):
+    """This torch cannot run the tracer (``torch_compat.storage_lifetimes_traceable``)."""
+
+
 TRACES = TraceCache()
 
 
@@ -217,8 +221,8 @@ def trace_training_step(arch: Architecture, settings: TraceSettings, device: tor
     real (zero) tensors, which the tests compare with the meta trace. ``stop``: set it to abandon
     the trace (`memory_trace.TraceStopped`)."""
     if not torch_compat.storage_lifetimes_traceable():
-        raise RuntimeError(f"torch {torch_compat.version_text()} cannot be traced (its storages' lifetimes are not "
-                           "tracked; torch 2.3 or newer is)")
+        raise TraceUnsupported(f"torch {torch_compat.version_text()} cannot be traced (its storages' lifetimes "
+                               "are not tracked; torch 2.3 or newer is)")
     started = time.perf_counter()
     compute = DTYPES[settings.mixed_precision]
     models = _build_models(arch, settings, compute, device)

@@ -28,7 +28,7 @@ from ..train.config_checks import parse_resolution
 from ..train.fit_card import DEFAULT_SIDE as _DEFAULT_SIDE, estimate_gib
 from ..train.model_sizes import model_sizes, released_sizes
 from ..train.params import get_param
-from ..train.traced_estimate import TRACES, TracedEstimate, TraceSettings, released_architecture
+from ..train.traced_estimate import TRACES, TracedEstimate, TraceSettings, TraceUnsupported, released_architecture
 
 TRACED = ("computed from a traced training step of this checkpoint (every tensor's bytes at the peak; "
           "not a measurement: kernels' workspaces and the allocator's cache come on top)")
@@ -97,7 +97,10 @@ def vram_text(settings: Mapping[str, Any], model: Architecture | str | None,
                  _parts(traced, with_context=not context)]
     else:
         failed = TRACES.error(arch, trace_settings)
-        note = f"the trace failed ({failed}), so this is the quick formula's figure" if failed else QUICK
+        if failed and failed.startswith(TraceUnsupported.__name__):
+            note = f"not traced ({failed.split(': ', 1)[1]}), so this is the quick formula's figure"
+        else:
+            note = f"the trace failed ({failed}), so this is the quick formula's figure" if failed else QUICK
         lines = [_headline(quick, where), f"Counted for {sizes.source}: {note}."]
     if cheaper:
         lines.append("Would lower it (scored with the quick formula): "

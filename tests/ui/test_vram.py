@@ -171,3 +171,14 @@ def test_fp8_base_is_suggested_only_where_the_trainer_can_use_it():
     assert ("fp8_base on", {"fp8_base": True, "fp8_base_unet": False}) in _changes(bf16, "sdxl", fp8=True)
     assert all("fp8" not in what for what, _ in _changes(bf16, "sdxl", fp8=False))   # CPU, MPS, old torch
     assert all("fp8" not in what for what, _ in _changes({"mixed_precision": "no"}, "sdxl", fp8=True))
+
+
+def test_a_torch_that_cannot_be_traced_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(vram, "TRACES", TraceCache())
+    monkeypatch.setattr(torch_compat, "storage_lifetimes_traceable", lambda: False)   # torch 2.1 (A1111)
+    monkeypatch.setattr(torch_compat, "version_text", lambda: "2.1.2+cu121")
+    arch = load_architecture(write_checkpoint(tmp_path / "tiny.safetensors", family="sd1"))
+    text = vram_text({}, arch, Accelerator("cuda"), wait=True)
+    assert "not traced (torch 2.1.2+cu121 cannot be traced (its storages' lifetimes are not tracked; torch 2.3 " \
+           "or newer is)), so this is the quick formula's figure" in text
+    assert gib(text) > 0
