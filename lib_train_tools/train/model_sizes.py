@@ -99,5 +99,5 @@ def released_sizes(family: str) -> ModelSizes:
         family=family, unet=counts["unet"], text_encoders=tuple(counts["text_encoders"]), vae=counts["vae"],
         lora_per_rank=dict(LORA_PARAMS_PER_RANK[family]), unet_width=RELEASED_UNET_WIDTH,
         vae_width=RELEASED_VAE_WIDTH, text_encoder_shapes=tuple(TEXT_ENCODER_SHAPES[family]),
-        source=f"the released {family.upper()} sizes",
+        source=f"the released {family.upper()} layout",
     )

@@ -159,7 +159,22 @@ class TraceCache:
         if worker is not None:
             worker.join(timeout=30)
 
-    def get(self, arch: Architecture, settings: TraceSettings, wait: bool = False) -> TracedEstimate | None:
+    def get(self, arch: Architecture, settings: TraceSettings, wait: bool = False,
+            patience: float = 0.0) -> TracedEstimate | None:
+        """The traced estimate: from the cache; else traced now (``wait``); else queued for the
+        background thread, whose result is still returned when it comes within ``patience``
+        seconds (a small model's trace takes well under a second, so the tab shows it at once)."""
+        found = self._get(arch, settings, wait)
+        deadline = time.monotonic() + patience
+        while found is None and not wait and time.monotonic() < deadline:
+            time.sleep(0.05)
+            with self._lock:
+                found = self._done.get((arch, settings))
+                if (arch, settings) in self._errors:
+                    break
+        return found
+
+    def _get(self, arch: Architecture, settings: TraceSettings, wait: bool) -> TracedEstimate | None:
         key = (arch, settings)
         with self._lock:
             if key in self._done:

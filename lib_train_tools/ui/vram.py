@@ -35,6 +35,7 @@ TRACED = ("computed from a traced training step of this checkpoint (every tensor
 QUICK = ("the quick formula's figure (model sizes and activation factors from traces of the released "
          "models); the traced figure is being computed and shows at the next settings check")
 MIN_SAVING_GB = 0.05
+TRACE_PATIENCE_S = 2.0  # how long the settings check waits for a trace before showing the quick figure
 MAX_SUGGESTIONS = 4
 
 
@@ -88,12 +89,12 @@ def vram_text(settings: Mapping[str, Any], model: Architecture | str | None,
     if where.kind == "cpu" and trace_settings.mixed_precision == "fp16":  # session.resolve_weight_dtype's rule
         trace_settings = replace(trace_settings, mixed_precision="no")
     try:
-        traced = TRACES.get(arch, trace_settings, wait=wait)
+        traced = TRACES.get(arch, trace_settings, wait=wait, patience=TRACE_PATIENCE_S)
     except Exception:  # the cache keeps the reason (TRACES.error), shown with the quick figure
         traced = None
     if traced is not None:
         context = traced.parts["cuda_context"] / 1024 if where.kind == "cpu" else 0.0  # no CUDA on the CPU
-        lines = [_headline(traced.total_gb - context, where), f"Counted for {sizes.source}: {TRACED}.",
+        lines = [_headline(traced.total_gb - context, where), f"Sizes from {sizes.source}; {TRACED}.",
                  _parts(traced, with_context=not context)]
     else:
         failed = TRACES.error(arch, trace_settings)
@@ -101,7 +102,7 @@ def vram_text(settings: Mapping[str, Any], model: Architecture | str | None,
             note = f"not traced ({failed.split(': ', 1)[1]}), so this is the quick formula's figure"
         else:
             note = f"the trace failed ({failed}), so this is the quick formula's figure" if failed else QUICK
-        lines = [_headline(quick, where), f"Counted for {sizes.source}: {note}."]
+        lines = [_headline(quick, where), f"Sizes from {sizes.source}; {note}."]
     if cheaper:
         lines.append("Would lower it (scored with the quick formula): "
                      + ", ".join(f"{what} (saves about {saved:.1f} GiB)" for what, saved in cheaper) + ".")

@@ -27,7 +27,7 @@ CPU = Accelerator("cpu")
 
 
 class _NeverTraced(TraceCache):
-    def get(self, arch, settings, wait=False):
+    def get(self, arch, settings, wait=False, patience=0.0):
         return None
 
 
@@ -66,8 +66,8 @@ def test_the_estimate_uses_the_chosen_checkpoints_own_sizes(tmp_path):
     arch = load_architecture(path)
     tiny, released = gib(vram_text({}, arch, CPU)), gib(vram_text({}, "sd1", CPU))
     assert tiny < 2.0 < 4.0 < released  # the tiny demo model is not estimated like SD1.5
-    assert "Counted for the checkpoint's header" in vram_text({}, arch, CPU)
-    assert "Counted for the released SD1 sizes" in vram_text({}, "sd1", CPU)
+    assert "Sizes from the checkpoint's header" in vram_text({}, arch, CPU)
+    assert "Sizes from the released SD1 layout" in vram_text({}, "sd1", CPU)
     exact = estimate_vram("sd1", sizes=model_sizes(arch), network_dim=4, mixed_precision="no")
     assert exact.parts["base_weights"] == round(sum(_count_file(path)) * 4 / 2**20, 1)
 
@@ -182,3 +182,16 @@ def test_a_torch_that_cannot_be_traced_says_so(tmp_path, monkeypatch):
     assert "not traced (torch 2.1.2+cu121 cannot be traced (its storages' lifetimes are not tracked; torch 2.3 " \
            "or newer is)), so this is the quick formula's figure" in text
     assert gib(text) > 0
+
+
+@TRACEABLE
+def test_a_background_trace_that_comes_within_the_patience_is_shown(tmp_path, monkeypatch):
+    from lib_train_tools.train.traced_estimate import TraceSettings
+
+    cache = TraceCache()
+    arch = load_architecture(write_checkpoint(tmp_path / "tiny.safetensors", family="sd1"))
+    settings = TraceSettings(resolution=(64, 64), network_dim=4, mixed_precision="no")
+    assert cache.get(arch, settings) is None            # queued for the background thread, no waiting
+    traced = cache.get(arch, settings, patience=120)    # the same request, waiting for the thread
+    assert traced is not None and traced.traced_bytes > 0
+    assert cache.get(arch, settings) is traced          # cached
