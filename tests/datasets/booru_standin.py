@@ -15,15 +15,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 from PIL import Image
 
 _LETTERS = {"general": "g", "sensitive": "s", "questionable": "q", "explicit": "e"}
+
+from .local_server import LocalServer
 
 
 @dataclass
@@ -46,28 +47,14 @@ class StandInPost:
         return hashlib.md5(self.data).hexdigest()
 
 
-class BooruStandIn:
+class BooruStandIn(LocalServer):
     def __init__(self, site: str, posts: list[StandInPost]):
         self.site = site
         self.posts = {p.post_id: p for p in posts}
         self.rate_limit_once: set[str] = set()
         self.required_key: tuple[str, str] | None = None  # (user, api key)
         self.requests: list[tuple[str, dict[str, str], str]] = []  # (path, query, User-Agent)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> BooruStandIn:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler())
 
     def searches(self) -> list[dict[str, str]]:
         return [query for path, query, _ in self.requests if path in ("/posts.json", "/index.php")]

@@ -11,6 +11,8 @@ from PIL import Image
 
 from lib_train_tools.projects import Store
 
+from .booru_standin import BooruStandIn, StandInPost
+
 CAPTION_TAGS = ["1girl", "blonde_hair", "striped shirt", "vertical stripes", "smile", "outdoors"]
 
 
@@ -73,3 +75,18 @@ def loaded(version, source_files):
 
     upload(version, source_files)
     return version
+
+
+@pytest.fixture
+def serve():
+    """Start booru stand-ins: ``serve(site, posts)``; all are stopped after the test."""
+    servers: list[BooruStandIn] = []
+
+    def start(site: str, posts: list[StandInPost]) -> BooruStandIn:
+        server = BooruStandIn(site, posts).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

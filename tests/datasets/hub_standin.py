@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from .local_server import LocalServer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-class HubStandIn:
+class HubStandIn(LocalServer):
     def __init__(self, repo_id: str, files: dict[str, bytes]):
         self.repo_id = repo_id
         self.files = dict(files)
@@ -26,21 +27,7 @@ class HubStandIn:
         self.pieces = 1
         self.pause = 0.0
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> HubStandIn:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler())
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         hub = self

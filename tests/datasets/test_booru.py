@@ -14,20 +14,6 @@ from .booru_standin import BooruStandIn, StandInPost
 from .hub_standin import unused_endpoint
 
 
-@pytest.fixture
-def serve():
-    servers: list[BooruStandIn] = []
-
-    def start(site: str, posts: list[StandInPost]) -> BooruStandIn:
-        server = BooruStandIn(site, posts).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
 def client_for(server: BooruStandIn, **options) -> BooruClient:
     options.setdefault("min_interval", 0)
     return BooruClient(server.site, base_url=server.endpoint + "/", **options)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 
-import pytest
 
 from lib_train_tools.datasets.booru import BooruClient, BooruQuery
 from lib_train_tools.datasets.booru_import import (
@@ -17,20 +16,6 @@ from lib_train_tools.datasets.origin_files import list_origin
 from lib_train_tools.datasets.upload import add_files, upload
 
 from .booru_standin import BooruStandIn, StandInPost, png_bytes
-
-
-@pytest.fixture
-def serve():
-    servers: list[BooruStandIn] = []
-
-    def start(site: str, posts: list[StandInPost]) -> BooruStandIn:
-        server = BooruStandIn(site, posts).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def client_for(server: BooruStandIn, **options) -> BooruClient:
